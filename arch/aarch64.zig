@@ -1,0 +1,6 @@
+//! aarch64: the facts and machine-level operations the runtime and restart program need.
+const std = @import("std");
+
+pub const name = "aarch64";
+pub const elf_machine: std.elf.EM = .AARCH64;
+pub const pointer_size = 8;

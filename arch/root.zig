@@ -1,0 +1,29 @@
+//! One file per architecture, one interface. Shared code uses `current` and never tests the
+//! CPU itself; the comptime block checks that each file provides the whole interface.
+const std = @import("std");
+const builtin = @import("builtin");
+
+pub const x86_64 = @import("x86_64.zig");
+pub const @"i386" = @import("i386.zig");
+pub const aarch64 = @import("aarch64.zig");
+pub const armv7 = @import("armv7.zig");
+
+pub const current = switch (builtin.cpu.arch) {
+    .x86_64 => x86_64,
+    .x86 => @"i386",
+    .aarch64 => aarch64,
+    .arm => armv7,
+    else => @compileError("unsupported architecture"),
+};
+
+comptime {
+    for (.{ x86_64, @"i386", aarch64, armv7 }) |arch| {
+        std.debug.assert(arch.name.len > 0);
+        std.debug.assert(arch.elf_machine != .NONE);
+        std.debug.assert(arch.pointer_size == 4 or arch.pointer_size == 8);
+    }
+}
+
+test "arch: current matches the compiled pointer size" {
+    try std.testing.expectEqual(@sizeOf(usize), current.pointer_size);
+}

@@ -1,0 +1,102 @@
+//! Reads the runtime's settings from the environment the launcher prepared. Runs in the
+//! library constructor, before the program, without allocating: it keeps pointers into envp.
+const std = @import("std");
+const assert = std.debug.assert;
+const limits = @import("limits");
+const protocol = @import("format").protocol;
+
+/// Width of each number in DMTCP_COORD_FD ("FFFFFFFFFF:PPPPPPPPPP"): fixed, so that a process
+/// can rewrite the value in place after it opens its own connection, and an exec'd program
+/// finds the connection its process holds.
+pub const fd_field_width = 10;
+pub const fd_value_size = 2 * fd_field_width + 1;
+
+pub const Settings = struct {
+    /// False when the library was loaded outside `dmtcp launch`: then it does nothing.
+    enabled: bool = false,
+    address: [4]u8 = .{ 127, 0, 0, 1 },
+    port: u16 = 7779,
+    token: [protocol.token_size]u8 = [_]u8{0} ** protocol.token_size,
+    interval_s: i32 = protocol.interval_unchanged,
+    /// The coordinator connection inherited from the launcher or across exec, if any.
+    inherited_fd: i32 = -1,
+    inherited_fd_pid: i32 = 0,
+    /// The value bytes of DMTCP_COORD_FD inside the environment block, to rewrite in place.
+    fd_value: ?*[fd_value_size]u8 = null,
+};
+
+pub fn parse(envp: [*:null]const ?[*:0]u8) Settings {
+    var settings: Settings = .{};
+    var have_token = false;
+    var index: usize = 0;
+    while (index < limits.env_count_max) : (index += 1) {
+        const entry = envp[index] orelse break;
+        const text = std.mem.span(entry);
+        if (value(text, "DMTCP_COORD_TOKEN")) |token| {
+            have_token = token.len == 2 * protocol.token_size and
+                (std.fmt.hexToBytes(&settings.token, token) catch null) != null;
+        } else if (value(text, "DMTCP_COORD_ADDR")) |address| {
+            settings.address = parseAddress(address) orelse settings.address;
+        } else if (value(text, "DMTCP_COORD_PORT")) |port| {
+            settings.port = std.fmt.parseInt(u16, port, 10) catch settings.port;
+        } else if (value(text, "DMTCP_CHECKPOINT_INTERVAL")) |interval| {
+            settings.interval_s = std.fmt.parseInt(i32, interval, 10) catch settings.interval_s;
+        } else if (value(text, "DMTCP_COORD_FD")) |fd_text| {
+            parseFd(&settings, entry, text.len - fd_text.len, fd_text);
+        }
+    }
+    settings.enabled = have_token and settings.port != 0;
+    return settings;
+}
+
+fn value(entry: []const u8, comptime name: []const u8) ?[]const u8 {
+    if (!std.mem.startsWith(u8, entry, name ++ "=")) return null;
+    return entry[name.len + 1 ..];
+}
+
+fn parseAddress(text: []const u8) ?[4]u8 {
+    const address = std.net.Ip4Address.parse(text, 0) catch return null;
+    return @bitCast(address.sa.addr);
+}
+
+fn parseFd(settings: *Settings, entry: [*:0]u8, offset: usize, text: []const u8) void {
+    if (text.len != fd_value_size or text[fd_field_width] != ':') return;
+    const fd = std.fmt.parseInt(i32, text[0..fd_field_width], 10) catch return;
+    const pid = std.fmt.parseInt(i32, text[fd_field_width + 1 ..], 10) catch return;
+    settings.inherited_fd = fd;
+    settings.inherited_fd_pid = pid;
+    settings.fd_value = @ptrCast(entry + offset);
+}
+
+/// Rewrites DMTCP_COORD_FD in place: fixed width, no allocation, safe after fork.
+pub fn writeFd(slot: *[fd_value_size]u8, fd: i32, pid: i32) void {
+    assert(fd >= 0);
+    assert(pid > 0);
+    _ = std.fmt.bufPrint(slot[0..fd_field_width], "{d:0>10}", .{@as(u32, @intCast(fd))}) catch
+        unreachable;
+    slot[fd_field_width] = ':';
+    _ = std.fmt.bufPrint(slot[fd_field_width + 1 ..], "{d:0>10}", .{@as(u32, @intCast(pid))}) catch
+        unreachable;
+}
+
+test "environment: parses the launcher's variables and rewrites the fd in place" {
+    var token_entry = "DMTCP_COORD_TOKEN=00112233445566778899aabbccddeeff".*;
+    var port_entry = "DMTCP_COORD_PORT=4567".*;
+    var address_entry = "DMTCP_COORD_ADDR=10.1.2.3".*;
+    var fd_entry = "DMTCP_COORD_FD=0000000821:0000012345".*;
+    var envp = [_:null]?[*:0]u8{ &token_entry, &port_entry, &address_entry, &fd_entry };
+    const settings = parse(&envp);
+    try std.testing.expect(settings.enabled);
+    try std.testing.expectEqual(@as(u16, 4567), settings.port);
+    try std.testing.expectEqualSlices(u8, &.{ 10, 1, 2, 3 }, &settings.address);
+    try std.testing.expectEqual(@as(i32, 821), settings.inherited_fd);
+    try std.testing.expectEqual(@as(i32, 12345), settings.inherited_fd_pid);
+    writeFd(settings.fd_value.?, 7, 99);
+    try std.testing.expectEqualStrings("DMTCP_COORD_FD=0000000007:0000000099", &fd_entry);
+}
+
+test "environment: without a token the runtime stays disabled" {
+    var port_entry = "DMTCP_COORD_PORT=4567".*;
+    var envp = [_:null]?[*:0]u8{&port_entry};
+    try std.testing.expect(!parse(&envp).enabled);
+}

@@ -16,18 +16,21 @@ const Platform = struct {
     name: []const u8,
     gnu: []const u8,
     bare: []const u8,
+    /// For test programs that must be static (musl links statically, glibc does not).
+    musl: []const u8,
     cpu: []const u8 = "baseline",
 };
 
 const platforms = [_]Platform{
-    .{ .name = "x86_64", .gnu = "x86_64-linux-gnu.2.17", .bare = "x86_64-linux-none" },
-    .{ .name = "i386", .gnu = "x86-linux-gnu.2.17", .bare = "x86-linux-none", .cpu = "pentium4" },
-    .{ .name = "aarch64", .gnu = "aarch64-linux-gnu.2.17", .bare = "aarch64-linux-none" },
+    .{ .name = "x86_64", .gnu = "x86_64-linux-gnu.2.17", .bare = "x86_64-linux-none", .musl = "x86_64-linux-musl" },
+    .{ .name = "i386", .gnu = "x86-linux-gnu.2.17", .bare = "x86-linux-none", .musl = "x86-linux-musl", .cpu = "pentium4" },
+    .{ .name = "aarch64", .gnu = "aarch64-linux-gnu.2.17", .bare = "aarch64-linux-none", .musl = "aarch64-linux-musl" },
     // Debian's armhf baseline: ARMv7-A, Thumb-2, VFPv3-D16, no NEON.
     .{
         .name = "armv7",
         .gnu = "arm-linux-gnueabihf.2.17",
         .bare = "arm-linux-eabihf",
+        .musl = "arm-linux-musleabihf",
         .cpu = "generic+v7a+vfp3d16+thumb2",
     },
 };
@@ -47,7 +50,7 @@ pub fn build(b: *std.Build) void {
         const modules = addModules(b, gnu, optimize);
         addRuntime(b, platform, gnu, optimize, modules);
         addRestart(b, platform, bare, optimize);
-        addTestPrograms(b, platform, gnu);
+        addTestPrograms(b, platform, gnu, resolve(b, platform.musl, platform.cpu));
     }
 
     const host = b.graph.host;
@@ -183,7 +186,12 @@ fn addRestart(
     b.getInstallStep().dependOn(&install.step);
 }
 
-fn addTestPrograms(b: *std.Build, platform: Platform, target: std.Build.ResolvedTarget) void {
+fn addTestPrograms(
+    b: *std.Build,
+    platform: Platform,
+    gnu: std.Build.ResolvedTarget,
+    musl: std.Build.ResolvedTarget,
+) void {
     const programs_step = b.step(
         b.fmt("test-programs-{s}", .{platform.name}),
         b.fmt("Build the C test programs for {s}", .{platform.name}),
@@ -194,13 +202,22 @@ fn addTestPrograms(b: *std.Build, platform: Platform, target: std.Build.Resolved
     while (iterator.next() catch null) |entry| {
         if (entry.kind != .file or !std.mem.endsWith(u8, entry.name, ".c")) continue;
         const name = entry.name[0 .. entry.name.len - 2];
-        const module = b.createModule(.{ .target = target, .optimize = .ReleaseSafe, .link_libc = true });
+        const static = std.mem.startsWith(u8, name, "static_");
+        const module = b.createModule(.{
+            .target = if (static) musl else gnu,
+            .optimize = .ReleaseSafe,
+            .link_libc = true,
+        });
         module.addCSourceFile(.{
             .file = b.path(b.fmt("test/programs/{s}", .{entry.name})),
             .flags = &.{ "-std=gnu11", "-Wall", "-Werror", "-pthread" },
         });
         module.linkSystemLibrary("pthread", .{});
-        const exe = b.addExecutable(.{ .name = name, .root_module = module });
+        const exe = b.addExecutable(.{
+            .name = name,
+            .root_module = module,
+            .linkage = if (static) .static else null,
+        });
         const install = b.addInstallArtifact(exe, .{
             .dest_dir = .{ .override = .{ .custom = b.fmt("{s}/test", .{platform.name}) } },
         });

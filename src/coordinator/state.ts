@@ -1,0 +1,525 @@
+// The coordinator as a pure state machine: `step(state, event)` updates the state in place and
+// returns it with the actions the network layer must carry out. No sockets, timers or clock
+// here, so every rule (reference 2.2-2.9) is tested by feeding events.
+//
+// Time comes only from `tick` events: `state.nowMs` is the time of the last tick, which the
+// server sends every second, so every timeout here is accurate to about a second.
+import {
+  Command, Flags, header, INTERVAL_UNCHANGED, Kind, splitStrings, Status, WORKER_ID_FIRST,
+  WORKER_ID_STEP, WorkerState, type Header,
+} from "../format/protocol";
+import { renderWorkerList } from "./render";
+
+/// The server's number for one accepted connection.
+export type ConnId = number;
+export type LogLevel = "info" | "warn" | "error";
+
+export interface Config {
+  token: Uint8Array;
+  exitOnLast: boolean;
+  killAfterCheckpoint: boolean;
+  /// Default checkpoint interval; 0 means checkpoints happen only on request.
+  intervalS: number;
+  /// Exit 1 after this long without workers; 0 disables it.
+  staleTimeoutS: number;
+  /// Exit 1 this long after start, whatever happens.
+  timeoutS?: number;
+  /// Host and port as `--status` shows them.
+  host: string;
+  port: number;
+  startMs: number;
+}
+
+export interface Worker {
+  conn: ConnId;
+  workerId: number;
+  name: string;
+  host: string;
+  realPid: number;
+  arch: number;
+  /// WorkerState value.
+  state: number;
+  /// Barrier value this worker has reached in the current checkpoint, Barrier.none otherwise.
+  barrier: number;
+}
+
+/// A connection is "pending" until its hello, then a worker or a command. A command connection
+/// is closed right after its reply (a blocking checkpoint will keep one open).
+type Role = "pending" | "worker" | "command";
+
+interface Connection {
+  remote: string;
+  role: Role;
+}
+
+export interface State {
+  config: Config;
+  connections: Map<ConnId, Connection>;
+  /// Registered workers in the order they joined, which is the `--list` order.
+  workers: Map<ConnId, Worker>;
+  /// 0n while no computation exists (no worker since start or since the last one left).
+  computationId: bigint;
+  /// Number of checkpoints started in this computation; sent in every broadcast.
+  generation: number;
+  /// Workers a restart brings back; meaningful only while some worker is restarting.
+  restartPeerCount: number;
+  intervalS: number;
+  defaultIntervalS: number;
+  nextWorkerId: number;
+  /// When the interval timer fires next; undefined while disarmed.
+  nextCheckpointMs?: number;
+  nowMs: number;
+  /// Since when there have been no workers; undefined while there are some.
+  idleSinceMs?: number;
+  /// Set by `kill`; a worker joining meanwhile is killed too (DMTCP does the same).
+  killInProgress: boolean;
+  /// Set once the machine asked to exit; later events are ignored.
+  exitCode?: number;
+}
+
+export type Event =
+  | { type: "connected"; conn: ConnId; remote: string }
+  | { type: "message"; conn: ConnId; header: Header; payload: Uint8Array }
+  | { type: "bad_frame"; conn: ConnId; reason: string }
+  | { type: "closed"; conn: ConnId }
+  | { type: "tick"; nowMs: number }
+  | { type: "hello_timeout"; conn: ConnId };
+
+export type Action =
+  | { type: "send"; conn: ConnId; header: Header; payload?: Uint8Array }
+  | { type: "close"; conn: ConnId }
+  | { type: "exit"; code: number }
+  | { type: "log"; level: LogLevel; message: string };
+
+export interface StepResult {
+  state: State;
+  actions: Action[];
+}
+
+/// DMTCP wraps virtual pids at one million, skipping those in use.
+const WORKER_ID_LIMIT = 1_000_000;
+const WORKER_ID_COUNT_MAX = (WORKER_ID_LIMIT - WORKER_ID_FIRST) / WORKER_ID_STEP;
+const U64_MASK = (1n << 64n) - 1n;
+
+export function initialState(config: Config): State {
+  return {
+    config,
+    connections: new Map(),
+    workers: new Map(),
+    computationId: 0n,
+    generation: 0,
+    restartPeerCount: 0,
+    intervalS: config.intervalS,
+    defaultIntervalS: config.intervalS,
+    nextWorkerId: WORKER_ID_FIRST,
+    nowMs: config.startMs,
+    idleSinceMs: config.startMs,
+    killInProgress: false,
+  };
+}
+
+export function step(state: State, event: Event): StepResult {
+  const actions: Action[] = [];
+  if (state.exitCode !== undefined) return { state, actions };
+  switch (event.type) {
+    case "connected":
+      state.connections.set(event.conn, { remote: event.remote, role: "pending" });
+      break;
+    case "message":
+      onMessage(state, event.conn, event.header, event.payload, actions);
+      break;
+    case "bad_frame":
+      dropWithWarning(state, event.conn, event.reason, actions);
+      break;
+    case "closed":
+      forget(state, event.conn, actions);
+      break;
+    case "tick":
+      onTick(state, event.nowMs, actions);
+      break;
+    case "hello_timeout":
+      if (state.connections.get(event.conn)?.role !== "pending") break;
+      dropWithWarning(state, event.conn, "no hello in time", actions);
+      break;
+  }
+  return { state, actions };
+}
+
+/// True when every worker runs: DMTCP's "RUNNING=yes" (unanimous RUNNING; none is "no").
+export function isRunning(state: State): boolean {
+  if (state.workers.size === 0) return false;
+  for (const worker of state.workers.values()) {
+    if (worker.state !== WorkerState.running) return false;
+  }
+  return true;
+}
+
+/// The exact `--list` text for the current workers.
+export function listText(state: State): string {
+  return renderWorkerList(state.workers.values(), state.computationId);
+}
+
+/// Compares every byte whatever the first difference, so timing reveals nothing of the token.
+export function tokensEqual(given: Uint8Array, expected: Uint8Array): boolean {
+  if (given.length !== expected.length) return false;
+  let difference = 0;
+  for (let index = 0; index < expected.length; index++) {
+    difference |= given[index]! ^ expected[index]!;
+  }
+  return difference === 0;
+}
+
+function onMessage(
+  state: State, conn: ConnId, message: Header, payload: Uint8Array, actions: Action[],
+): void {
+  const connection = state.connections.get(conn);
+  // A message may still arrive on a connection we already closed; it no longer counts.
+  if (connection === undefined) return;
+  if (connection.role === "pending") {
+    onFirstMessage(state, conn, message, payload, actions);
+    return;
+  }
+  const worker = state.workers.get(conn);
+  if (worker === undefined) {
+    dropWithWarning(state, conn, `unexpected message kind ${message.kind}`, actions);
+    return;
+  }
+  onWorkerMessage(state, worker, message, payload, actions);
+}
+
+function onFirstMessage(
+  state: State, conn: ConnId, message: Header, payload: Uint8Array, actions: Action[],
+): void {
+  const hellos: number[] = [Kind.hello_worker, Kind.hello_restart, Kind.hello_command];
+  if (!hellos.includes(message.kind)) {
+    refuse(state, conn, Status.bad_message, "first message is not a hello", actions);
+    return;
+  }
+  if (!tokensEqual(message.token, state.config.token)) {
+    refuse(state, conn, Status.bad_token, "wrong token", actions);
+    return;
+  }
+  if (message.kind === Kind.hello_command) {
+    onCommand(state, conn, message, actions);
+  } else if (message.kind === Kind.hello_worker) {
+    onHelloWorker(state, conn, message, payload, actions);
+  } else {
+    onHelloRestart(state, conn, message, payload, actions);
+  }
+}
+
+/// Sends `reject`, says why in the log (naming the peer), and closes.
+function refuse(
+  state: State, conn: ConnId, status: number, reason: string, actions: Action[],
+): void {
+  const remote = state.connections.get(conn)?.remote ?? "?";
+  actions.push({ type: "send", conn, header: header({ kind: Kind.reject, status }) });
+  const message = `refused connection from ${remote}: ${reason}`;
+  actions.push({ type: "log", level: "warn", message });
+  close(state, conn, actions);
+}
+
+function dropWithWarning(state: State, conn: ConnId, reason: string, actions: Action[]): void {
+  const connection = state.connections.get(conn);
+  if (connection === undefined) return;
+  const message = `closed connection from ${connection.remote}: ${reason}`;
+  actions.push({ type: "log", level: "warn", message });
+  close(state, conn, actions);
+}
+
+function close(state: State, conn: ConnId, actions: Action[]): void {
+  actions.push({ type: "close", conn });
+  forget(state, conn, actions);
+}
+
+/// Removes a connection and its worker; the last worker leaving ends the computation.
+function forget(state: State, conn: ConnId, actions: Action[]): void {
+  if (!state.connections.delete(conn)) return;
+  const worker = state.workers.get(conn);
+  if (worker === undefined) return;
+  state.workers.delete(conn);
+  actions.push({
+    type: "log", level: "info", message: `worker ${worker.workerId} (${worker.name}) left`,
+  });
+  // The checkpoint barrier will re-check its release here when workers remain, so that a
+  // worker exiting mid-checkpoint does not hold the others (reference 2.9).
+  if (state.workers.size === 0) endComputation(state, actions);
+}
+
+function endComputation(state: State, actions: Action[]): void {
+  state.computationId = 0n;
+  state.restartPeerCount = 0;
+  state.killInProgress = false;
+  state.nextCheckpointMs = undefined;
+  state.idleSinceMs = state.nowMs;
+  if (!state.config.exitOnLast) return;
+  actions.push({ type: "log", level: "info", message: "last worker exited" });
+  exit(state, 0, actions);
+}
+
+function exit(state: State, code: number, actions: Action[]): void {
+  state.exitCode = code;
+  actions.push({ type: "exit", code });
+}
+
+/// "name\0host\0" → the two strings, or undefined when either is missing.
+function parseIdentity(payload: Uint8Array): { name: string; host: string } | undefined {
+  const [name, host] = splitStrings(payload);
+  if (name === undefined || host === undefined || name === "" || host === "") return undefined;
+  return { name, host };
+}
+
+function allocateWorkerId(state: State): number | undefined {
+  const used = new Set([...state.workers.values()].map((worker) => worker.workerId));
+  for (let attempt = 0; attempt < WORKER_ID_COUNT_MAX; attempt++) {
+    const workerId = state.nextWorkerId;
+    const next = workerId + WORKER_ID_STEP;
+    state.nextWorkerId = next >= WORKER_ID_LIMIT ? WORKER_ID_FIRST : next;
+    if (!used.has(workerId)) return workerId;
+  }
+  return undefined;
+}
+
+/// Why a joining worker cannot join now, or undefined when it can.
+function joinRefusal(state: State, message: Header): [number, string] | undefined {
+  const states: number[] = [WorkerState.running, WorkerState.unknown];
+  if (!states.includes(message.state)) return [Status.bad_message, "a new worker must run"];
+  if (message.interval_s < INTERVAL_UNCHANGED) return [Status.bad_message, "negative interval"];
+  for (const worker of state.workers.values()) {
+    if (!states.includes(worker.state)) {
+      return [Status.not_running, "a checkpoint or restart is in progress"];
+    }
+  }
+  return undefined;
+}
+
+function onHelloWorker(
+  state: State, conn: ConnId, message: Header, payload: Uint8Array, actions: Action[],
+): void {
+  if (state.killInProgress) {
+    // DMTCP answers a process joining during a kill with the kill itself.
+    actions.push({ type: "send", conn, header: header({ kind: Kind.kill }) });
+    close(state, conn, actions);
+    return;
+  }
+  const refusal = joinRefusal(state, message);
+  if (refusal !== undefined) return refuse(state, conn, ...refusal, actions);
+  const identity = parseIdentity(payload);
+  if (identity === undefined) {
+    return refuse(state, conn, Status.bad_message, "no program and host name", actions);
+  }
+  const workerId = allocateWorkerId(state);
+  if (workerId === undefined) {
+    return refuse(state, conn, Status.bad_message, "every worker id is in use", actions);
+  }
+  if (state.workers.size === 0) startComputation(state, message.real_pid);
+  register(state, conn, { ...identity, workerId, message, state: WorkerState.running }, actions);
+}
+
+/// The first worker of an idle coordinator creates the computation.
+function startComputation(state: State, realPid: number): void {
+  const computationId = (BigInt(state.config.startMs) << 20n) ^ BigInt(realPid);
+  state.computationId = computationId & U64_MASK;
+  state.generation = 0;
+  state.intervalS = state.defaultIntervalS;
+}
+
+interface Joining {
+  name: string;
+  host: string;
+  workerId: number;
+  message: Header;
+  state: number;
+}
+
+/// Records the worker, applies its interval, and answers `accept`.
+function register(state: State, conn: ConnId, joining: Joining, actions: Action[]): void {
+  const { message } = joining;
+  const worker: Worker = {
+    conn,
+    workerId: joining.workerId,
+    name: joining.name,
+    host: joining.host,
+    realPid: message.real_pid,
+    arch: message.arch,
+    state: joining.state,
+    barrier: 0,
+  };
+  state.workers.set(conn, worker);
+  state.connections.set(conn, { ...state.connections.get(conn)!, role: "worker" });
+  state.idleSinceMs = undefined;
+  // A worker launched with an interval sets the current one only (reference 2.7).
+  if (message.interval_s !== INTERVAL_UNCHANGED) state.intervalS = message.interval_s;
+  if (state.workers.size === 1 || message.interval_s !== INTERVAL_UNCHANGED) armTimer(state);
+  actions.push({ type: "send", conn, header: acceptHeader(state, worker) });
+  const label = `${worker.name}[${worker.workerId}:${worker.realPid}]@${worker.host}`;
+  actions.push({ type: "log", level: "info", message: `worker joined: ${label}` });
+}
+
+function acceptHeader(state: State, worker: Worker): Header {
+  return header({
+    kind: Kind.accept,
+    worker_id: worker.workerId,
+    computation_id: state.computationId,
+    generation: state.generation,
+    interval_s: state.intervalS,
+    peer_count: state.workers.size,
+  });
+}
+
+/// Interval checkpoints count from the first worker's arrival, a resume or an interval change.
+function armTimer(state: State): void {
+  const armed = state.workers.size > 0 && state.intervalS > 0;
+  state.nextCheckpointMs = armed ? state.nowMs + state.intervalS * 1000 : undefined;
+}
+
+/// Why a restarted worker cannot rejoin now, or undefined when it can (reference 2.4.4).
+function restartRefusal(state: State, message: Header): [number, string] | undefined {
+  if (message.computation_id === 0n) return [Status.bad_message, "no computation id"];
+  if (message.worker_id === 0) return [Status.bad_message, "no worker id"];
+  if (message.peer_count === 0) return [Status.bad_message, "no peer count"];
+  if (message.interval_s < INTERVAL_UNCHANGED) return [Status.bad_message, "negative interval"];
+  if (state.workers.size === 0) return undefined;
+  if (message.computation_id !== state.computationId) {
+    return [Status.wrong_computation, "another computation is registered"];
+  }
+  const restarting = [...state.workers.values()].every(
+    (worker) => worker.state === WorkerState.restarting,
+  );
+  if (!restarting) return [Status.not_running, "the computation is not restarting"];
+  if (message.peer_count !== state.restartPeerCount) {
+    return [Status.wrong_computation, "its images name another number of processes"];
+  }
+  const used = [...state.workers.values()].some((w) => w.workerId === message.worker_id);
+  if (used) return [Status.wrong_computation, "its worker id is already registered"];
+  return undefined;
+}
+
+function onHelloRestart(
+  state: State, conn: ConnId, message: Header, payload: Uint8Array, actions: Action[],
+): void {
+  const refusal = restartRefusal(state, message);
+  if (refusal !== undefined) return refuse(state, conn, ...refusal, actions);
+  const identity = parseIdentity(payload);
+  if (identity === undefined) {
+    return refuse(state, conn, Status.bad_message, "no program and host name", actions);
+  }
+  if (state.workers.size === 0) {
+    // A restart on an idle coordinator brings back the computation its images name.
+    state.computationId = message.computation_id;
+    state.generation = message.generation;
+    state.restartPeerCount = message.peer_count;
+    state.intervalS = state.defaultIntervalS;
+  }
+  const joining = { ...identity, workerId: message.worker_id, message };
+  register(state, conn, { ...joining, state: WorkerState.restarting }, actions);
+}
+
+function onWorkerMessage(
+  state: State, worker: Worker, message: Header, payload: Uint8Array, actions: Action[],
+): void {
+  switch (message.kind) {
+    case Kind.worker_info: {
+      const identity = parseIdentity(payload);
+      if (identity === undefined) {
+        dropWithWarning(state, worker.conn, "worker_info without names", actions);
+        return;
+      }
+      worker.name = identity.name;
+      worker.host = identity.host;
+      if (message.real_pid !== 0) worker.realPid = message.real_pid;
+      return;
+    }
+    // barrier, image_written and resuming belong to the checkpoint barrier protocol, which
+    // this build does not run yet; until then they are as unexpected as any other kind.
+    default:
+      dropWithWarning(state, worker.conn, `unexpected message kind ${message.kind}`, actions);
+  }
+}
+
+/// Runs one user command, replies, and closes the command connection.
+function onCommand(state: State, conn: ConnId, message: Header, actions: Action[]): void {
+  state.connections.set(conn, { ...state.connections.get(conn)!, role: "command" });
+  const status = runCommand(state, message, actions);
+  const text = message.command === Command.list ? listText(state) : undefined;
+  const payload = text === undefined ? undefined : new TextEncoder().encode(text);
+  const result = resultHeader(state, message.command, status);
+  actions.push({ type: "send", conn, header: result, payload });
+  close(state, conn, actions);
+  if (message.command === Command.quit) exit(state, 0, actions);
+}
+
+function resultHeader(state: State, command: number, status: number): Header {
+  return header({
+    kind: Kind.command_result,
+    command,
+    status,
+    peer_count: state.workers.size,
+    flags: isRunning(state) ? Flags.running : 0,
+    interval_s: state.intervalS,
+    computation_id: state.computationId,
+    generation: state.generation,
+  });
+}
+
+/// Carries out a command's effect and returns the reply status.
+function runCommand(state: State, message: Header, actions: Action[]): number {
+  switch (message.command) {
+    case Command.status:
+    case Command.list:
+      return Status.success;
+    case Command.interval:
+      if (message.interval_s < 0) return Status.invalid_command;
+      state.intervalS = message.interval_s;
+      state.defaultIntervalS = message.interval_s;
+      armTimer(state);
+      return Status.success;
+    case Command.kill:
+    case Command.quit:
+      killWorkers(state, actions);
+      return Status.success;
+    case Command.checkpoint:
+    case Command.blocking_checkpoint:
+    case Command.kill_after_checkpoint:
+      return requestCheckpoint(state, actions);
+    default:
+      return Status.invalid_command;
+  }
+}
+
+function killWorkers(state: State, actions: Action[]): void {
+  for (const worker of state.workers.values()) {
+    actions.push({ type: "send", conn: worker.conn, header: header({ kind: Kind.kill }) });
+  }
+  state.killInProgress = state.workers.size > 0;
+}
+
+/// A checkpoint starts only when every worker runs (reference 2.5); the barrier protocol that
+/// carries it out is not in this build yet.
+function requestCheckpoint(state: State, actions: Action[]): number {
+  if (!isRunning(state)) return Status.not_running;
+  const message = "checkpointing is not available in this build";
+  actions.push({ type: "log", level: "warn", message });
+  return Status.invalid_command;
+}
+
+function onTick(state: State, nowMs: number, actions: Action[]): void {
+  state.nowMs = nowMs;
+  const { timeoutS, staleTimeoutS, startMs } = state.config;
+  if (timeoutS !== undefined && timeoutS > 0 && nowMs - startMs >= timeoutS * 1000) {
+    actions.push({ type: "log", level: "warn", message: `timeout of ${timeoutS} s reached` });
+    exit(state, 1, actions);
+    return;
+  }
+  const idleSinceMs = state.idleSinceMs;
+  if (idleSinceMs !== undefined && staleTimeoutS > 0) {
+    if (nowMs - idleSinceMs >= staleTimeoutS * 1000) {
+      const message = `no worker for ${staleTimeoutS} s (stale timeout)`;
+      actions.push({ type: "log", level: "warn", message });
+      exit(state, 1, actions);
+      return;
+    }
+  }
+  // The interval checkpoint will start here once `nowMs >= state.nextCheckpointMs` and every
+  // worker runs; `nextCheckpointMs` is already kept up to date.
+}

@@ -1,0 +1,90 @@
+// The native parts travel inside the executable and are written, once, to a directory named by
+// their content hash. A new directory is filled under a temporary name and renamed into place,
+// so two first runs at the same moment never see a half-written file.
+import {
+  chmodSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { FileError } from "../errors";
+import type { ArchName } from "./elf";
+
+export interface NativeSet {
+  /// Hash over every embedded file, computed by scripts/build.
+  hash: string;
+  /// "x86_64/libdmtcp.so" → path of the embedded file inside the executable.
+  files: Record<string, string>;
+}
+
+let embedded: NativeSet = { hash: "none", files: {} };
+
+export function setNatives(natives: NativeSet): void {
+  embedded = natives;
+}
+
+export function nativeHash(): string {
+  return embedded.hash;
+}
+
+export function carriedArchs(): ArchName[] {
+  const names = Object.keys(embedded.files).map((file) => file.split("/")[0] as ArchName);
+  return [...new Set(names)];
+}
+
+type Env = Record<string, string | undefined>;
+
+/// Where caches may go, most preferred first: XDG, home, then the temporary directory.
+export function cacheRoots(env: Env): string[] {
+  const roots: string[] = [];
+  if (env.XDG_CACHE_HOME) roots.push(join(env.XDG_CACHE_HOME, "dmtcp"));
+  if (env.HOME) roots.push(join(env.HOME, ".cache", "dmtcp"));
+  const tmp = env.DMTCP_TMPDIR || env.TMPDIR || "/tmp";
+  roots.push(join(tmp, `dmtcp-${process.getuid?.() ?? "user"}`, "cache"));
+  return roots;
+}
+
+/// Returns the directory holding the natives, writing them first if no run has yet.
+export async function nativeDirectory(env: Env): Promise<string> {
+  const failures: string[] = [];
+  for (const root of cacheRoots(env)) {
+    const directory = join(root, embedded.hash);
+    if (existsSync(directory)) return directory;
+    try {
+      await extract(root, directory);
+      return directory;
+    } catch (error) {
+      failures.push(`${root}: ${(error as Error).message}`);
+    }
+  }
+  throw new FileError(
+    `cannot write dmtcp's native files to any cache directory (${failures.join("; ")})`,
+    "Set XDG_CACHE_HOME or DMTCP_TMPDIR to a writable directory.",
+  );
+}
+
+async function extract(root: string, directory: string): Promise<void> {
+  mkdirSync(root, { recursive: true, mode: 0o700 });
+  const temporary = `${directory}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  try {
+    for (const [name, source] of Object.entries(embedded.files)) {
+      const target = join(temporary, name);
+      mkdirSync(join(target, ".."), { recursive: true, mode: 0o755 });
+      writeFileSync(target, await Bun.file(source).bytes(), { mode: 0o755, flush: true });
+      chmodSync(target, 0o755);
+    }
+    chmodSync(temporary, 0o755);
+    renameSync(temporary, directory);
+  } catch (error) {
+    rmSync(temporary, { recursive: true, force: true });
+    // Another run renamed its copy first: theirs is complete, so use it.
+    if (existsSync(directory) && statSync(directory).isDirectory()) return;
+    throw error;
+  }
+}
+
+export function runtimeLibrary(directory: string, arch: ArchName): string {
+  return join(directory, arch, "libdmtcp.so");
+}
+
+export function restartProgram(directory: string, arch: ArchName): string {
+  return join(directory, arch, "mtcp_restart");
+}

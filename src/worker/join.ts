@@ -1,0 +1,148 @@
+// Joins the computation for `launch`: finds or starts the coordinator, then registers the
+// program as a worker over a connection that the program inherits through execve, so it is a
+// worker from its first instruction and the coordinator never sees it missing.
+import { lookup } from "node:dns/promises";
+import { hostname } from "node:os";
+import { CoordinatorError } from "../errors";
+import * as protocol from "../format/protocol";
+import { readToken } from "../coordinator/token";
+import { closeFd } from "../native/libc";
+import { connectTcp, readExactly, writeAll } from "../native/socket";
+import type { CoordinatorTarget, Env } from "../options";
+import { startCoordinatorProcess } from "../coordinator/start";
+
+const CONNECT_TIMEOUT_MS = 5000;
+
+export interface Joined {
+  fd: number;
+  host: string;
+  address: string;
+  port: number;
+  token: Uint8Array;
+  workerId: number;
+}
+
+export interface Registration {
+  name: string;
+  realPid: number;
+  intervalS: number | undefined;
+  arch: number;
+}
+
+export function isLocalHost(host: string): boolean {
+  return host === "localhost" || host.startsWith("127.") || host === "::1" || host === hostname();
+}
+
+async function resolveAddress(host: string): Promise<string> {
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(host)) return host;
+  try {
+    return (await lookup(host, { family: 4 })).address;
+  } catch {
+    throw new CoordinatorError(`cannot resolve the coordinator host '${host}'`);
+  }
+}
+
+/// Connects per the mode (any: join else start; join: must exist; new: must start).
+export async function joinComputation(
+  target: CoordinatorTarget,
+  registration: Registration,
+  env: Env,
+  coordinatorArgs: string[],
+): Promise<Joined> {
+  const address = await resolveAddress(target.host);
+  // As in DMTCP, without a chosen port "any" means a new coordinator on the default port.
+  let port = target.port;
+  if (target.mode !== "new") {
+    const fd = tryConnect(address, port);
+    if (fd !== undefined) return register(fd, target.host, address, port, registration, env);
+    if (target.mode === "join") {
+      throw new CoordinatorError(
+        `no coordinator is listening at ${target.host}:${port}`,
+        "Start one with 'dmtcp coordinator', or drop --join-coordinator to start one on demand.",
+      );
+    }
+  }
+  if (!isLocalHost(target.host)) {
+    throw new CoordinatorError(
+      `no coordinator at ${target.host}:${port}, and one can only be started on this host`,
+      "Start 'dmtcp coordinator' on that host first.",
+    );
+  }
+  const token = crypto.getRandomValues(new Uint8Array(protocol.TOKEN_SIZE));
+  port = await startCoordinator(port, token, env, coordinatorArgs);
+  const fd = tryConnect(address, port);
+  if (fd === undefined) throw new CoordinatorError(`the new coordinator on port ${port} vanished`);
+  return register(fd, target.host, address, port, registration, { ...env, DMTCP_COORD_TOKEN: hex(token) });
+}
+
+function tryConnect(address: string, port: number): number | undefined {
+  if (port === 0) return undefined;
+  try {
+    return connectTcp(address, port, CONNECT_TIMEOUT_MS);
+  } catch {
+    return undefined;
+  }
+}
+
+export function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString("hex");
+}
+
+function register(
+  fd: number,
+  host: string,
+  address: string,
+  port: number,
+  registration: Registration,
+  env: Env,
+): Joined {
+  const token = readToken(env, host, port);
+  if (token === undefined) {
+    closeFd(fd);
+    throw new CoordinatorError(
+      `a coordinator answers at ${host}:${port}, but its token is not known here`,
+      "Run as the user who started it, or set DMTCP_COORD_TOKEN to its token.",
+    );
+  }
+  try {
+    const workerId = hello(fd, token, registration);
+    return { fd, host, address, port, token, workerId };
+  } catch (error) {
+    closeFd(fd);
+    throw error;
+  }
+}
+
+function hello(fd: number, token: Uint8Array, registration: Registration): number {
+  const payload = protocol.joinStrings([registration.name, hostname()]);
+  const message = protocol.header({
+    kind: protocol.Kind.hello_worker,
+    real_pid: registration.realPid,
+    state: protocol.WorkerState.running,
+    arch: registration.arch,
+    interval_s: registration.intervalS ?? protocol.INTERVAL_UNCHANGED,
+    token,
+  });
+  writeAll(fd, protocol.encode(message, payload));
+  const reply = protocol.decode(readExactly(fd, protocol.HEADER_SIZE, CONNECT_TIMEOUT_MS));
+  if (reply.payload_size > 0) readExactly(fd, reply.payload_size, CONNECT_TIMEOUT_MS);
+  if (reply.kind === protocol.Kind.accept) return reply.worker_id;
+  if (reply.status === protocol.Status.bad_token) {
+    throw new CoordinatorError(
+      "the coordinator refused our token",
+      "Its token file is stale or belongs to another coordinator; set DMTCP_COORD_TOKEN.",
+    );
+  }
+  throw new CoordinatorError(`the coordinator refused to add this program (status ${reply.status})`);
+}
+
+/// Starts `dmtcp coordinator --exit-on-last` in the background; returns its port.
+async function startCoordinator(
+  port: number,
+  token: Uint8Array,
+  env: Env,
+  extraArgs: string[],
+): Promise<number> {
+  const args = ["--exit-on-last", "-q", "-q", "-p", String(port), ...extraArgs];
+  return await startCoordinatorProcess(args, { ...env, DMTCP_COORD_TOKEN: hex(token) });
+}

@@ -78,9 +78,15 @@ async function resolveValue<T>(value: T | (() => T | Promise<T>) | Promise<T>): 
   return typeof value === "function" ? await (value as () => T | Promise<T>)() : await value;
 }
 
+/// Errors from modules that cannot depend on errors.ts but describe the user's situation.
+const USER_ERRORS = new Set([
+  "TokenInvalid", "TokenDirectoryUnsafe", "CoordinatorUnreachable", "CoordinatorRefused",
+  "CoordinatorNoReply",
+]);
+
 function report(error: unknown, module: CommandModule | undefined, env: NodeJS.ProcessEnv): number {
   const code = module?.failureCode?.(error) ?? failCode(env);
-  if (error instanceof DmtcpError) {
+  if (error instanceof DmtcpError || USER_ERRORS.has((error as Error)?.name)) {
     log.error(describe(error));
   } else {
     log.error(`internal error: ${describe(error)}`);

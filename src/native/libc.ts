@@ -83,18 +83,19 @@ const F_GETFL = 3;
 const F_SETFL = 4;
 const F_SETFD = 2;
 const O_NONBLOCK = 0o4000;
-const SIGPIPE = 13;
+/// Bun ignores these; an ignored disposition survives execve, so the program would inherit it.
+const SIGNALS_BUN_IGNORES = [13, 25]; // SIGPIPE, SIGXFSZ
 const SIG_SETMASK = 2;
 
 /// Undo what Bun changed in state that execve passes on: non-blocking stdio (shared with the
-/// terminal or pipe's other users), SIGPIPE ignored, and signals blocked in the calling thread.
+/// terminal or pipe's other users), ignored signals, and signals blocked in the calling thread.
 function prepareForExec(): void {
   const c = libc();
   for (const fd of [0, 1, 2]) {
     const flags = c.fcntl(fd, F_GETFL, 0);
     if (flags >= 0 && (flags & O_NONBLOCK) !== 0) c.fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   }
-  c.signal(SIGPIPE, null);
+  for (const signal of SIGNALS_BUN_IGNORES) c.signal(signal, null);
   const empty = new Uint8Array(128);
   c.sigprocmask(SIG_SETMASK, ptr(empty), null);
 }

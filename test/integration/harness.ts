@@ -1,0 +1,141 @@
+// Shared by the integration suites: the real executable from dist/, test programs from zig-out/,
+// a private sandbox per test (its own runtime dir for tokens, its own coordinators on port 0),
+// and polling with deadlines instead of sleeps.
+import type { Subprocess } from "bun";
+import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const ROOT = join(import.meta.dir, "..", "..");
+export const DMTCP = join(ROOT, "dist", "dmtcp-linux-x64");
+export const DMTCP_ARM64 = join(ROOT, "dist", "dmtcp-linux-arm64");
+/// One cache for every test, as a user's home would have: extraction is tested on its own.
+export const SHARED_CACHE = join(tmpdir(), "dmtcp-test-cache");
+
+export function program(name: string, arch = "x86_64"): string {
+  return join(ROOT, "zig-out", arch, "test", name);
+}
+
+export async function until<T>(
+  condition: () => T | Promise<T>,
+  { timeoutMs = 10000, what = "condition" }: { timeoutMs?: number; what?: string } = {},
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await condition();
+      if (value) return value as NonNullable<T>;
+    } catch (error) {
+      last = error;
+    }
+    await Bun.sleep(20);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`);
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class Sandbox {
+  readonly dir = mkdtempSync(join(tmpdir(), "dmtcp-it-"));
+  readonly env: Record<string, string>;
+  private readonly processes: Subprocess[] = [];
+  private readonly ports: number[] = [];
+
+  constructor(extraEnv: Record<string, string> = {}) {
+    this.env = {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: this.dir,
+      XDG_RUNTIME_DIR: join(this.dir, "run"),
+      XDG_CACHE_HOME: SHARED_CACHE,
+      DMTCP_TMPDIR: this.dir,
+      ...extraEnv,
+    };
+  }
+
+  path(name: string): string {
+    return join(this.dir, name);
+  }
+
+  run(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): RunResult {
+    const result = Bun.spawnSync([DMTCP, ...args], {
+      env: { ...this.env, ...options.env },
+      cwd: options.cwd ?? this.dir,
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    return {
+      code: result.exitCode ?? -1,
+      stdout: result.stdout.toString(),
+      stderr: result.stderr.toString(),
+    };
+  }
+
+  spawn(argv: string[], options: { env?: Record<string, string>; stdin?: "pipe" | "ignore" } = {}) {
+    const child = Bun.spawn(argv, {
+      env: { ...this.env, ...options.env },
+      cwd: this.dir,
+      stdin: options.stdin ?? "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    this.processes.push(child);
+    return new Running(child);
+  }
+
+  /// A private coordinator on a free port; resolves once it listens.
+  async coordinator(args: string[] = []): Promise<{ port: number; process: Running }> {
+    const portFile = this.path(`port-${this.processes.length}`);
+    const running = this.spawn([DMTCP, "coordinator", "-p", "0", "--port-file", portFile, ...args]);
+    const port = await until(
+      () => existsSync(portFile) && Number(readFileSync(portFile, "utf8")),
+      { what: "the coordinator's port file" },
+    );
+    this.ports.push(port);
+    return { port, process: running };
+  }
+
+  status(port: number): { peers: number; running: boolean } {
+    const result = this.run(["command", "-p", String(port), "--json", "--status"]);
+    const reply = JSON.parse(result.stdout);
+    return { peers: reply.num_peers ?? -1, running: reply.running ?? false };
+  }
+
+  cleanup(): void {
+    // Workers the test did not start itself (forked children) end with their computation.
+    for (const port of this.ports) this.run(["command", "-p", String(port), "--quit"]);
+    for (const child of this.processes) child.kill("SIGKILL");
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/// A background process whose output is collected as it arrives.
+export class Running {
+  stdout = "";
+  stderr = "";
+  constructor(readonly child: Subprocess<"ignore" | "pipe", "pipe", "pipe">) {
+    void this.collect(child.stdout as ReadableStream<Uint8Array>, "stdout");
+    void this.collect(child.stderr as ReadableStream<Uint8Array>, "stderr");
+  }
+
+  private async collect(stream: ReadableStream<Uint8Array>, into: "stdout" | "stderr") {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) this[into] += decoder.decode(chunk, { stream: true });
+  }
+
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  lines(): string[] {
+    return this.stdout.split("\n").filter((line) => line !== "");
+  }
+
+  async exited(): Promise<number> {
+    return await this.child.exited;
+  }
+}

@@ -7,6 +7,7 @@ import { commands, toolNames, type CommandModule } from "./commands/index";
 import { DmtcpError, describe, failCode, UsageError } from "./errors";
 import { log, setQuiet } from "./log";
 import { nativeHash, setNatives, type NativeSet } from "./native/cache";
+import { quietLevel } from "./options";
 
 export const VERSION = "0.1.0";
 
@@ -62,6 +63,7 @@ async function runTool(module: CommandModule, shown: string, argv: string[]): Pr
   const parsed = module.parse
     ? module.parse(argv)
     : parseArgv(argv, definitions, { stopAtPositional: module.stopAtPositional ?? false });
+  setQuiet(quietLevel(parsed, process.env), process.env);
   if (parsed.values.help === true) {
     process.stdout.write(`${await renderUsage(command)}\n`);
     return 0;

@@ -60,7 +60,13 @@ function checkRunnable(path: string, shown: string): string {
 }
 
 function readHead(path: string): Uint8Array {
-  const fd = openSync(path, "r");
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (error) {
+    throw new ProgramError(`cannot read '${path}': ${(error as NodeJS.ErrnoException).code}`,
+      "dmtcp must read a program to choose its runtime; check its permissions.");
+  }
   try {
     const bytes = new Uint8Array(HEADER_SIZE_MAX);
     const size = readSync(fd, bytes, 0, bytes.length, 0);

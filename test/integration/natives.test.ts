@@ -1,0 +1,34 @@
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { ROOT } from "./harness";
+
+const ARCHS = ["x86_64", "i386", "aarch64", "armv7"];
+/// What the runtime may take from libc: nothing that allocates or does stdio.
+const FORBIDDEN = /^(malloc|calloc|realloc|free|printf|fprintf|puts|fwrite|fopen|posix_memalign)$/;
+
+function dynamicSymbols(path: string, which: "--defined-only" | "--undefined-only"): string[] {
+  const result = Bun.spawnSync(["nm", "-D", which, path]);
+  expect(result.exitCode).toBe(0);
+  return result.stdout.toString().trim().split("\n").filter(Boolean)
+    .map((line) => line.trim().split(/\s+/).at(-1)!.replace(/@.*/, ""));
+}
+
+describe("the native parts", () => {
+  for (const arch of ARCHS) {
+    test(`${arch} libdmtcp.so exports only dmtcp_ symbols and imports no allocator or stdio`, () => {
+      const library = join(ROOT, "zig-out", arch, "libdmtcp.so");
+      const exported = dynamicSymbols(library, "--defined-only");
+      expect(exported.length).toBeGreaterThan(0);
+      expect(exported.filter((name) => !name.startsWith("dmtcp_"))).toEqual([]);
+      const imported = dynamicSymbols(library, "--undefined-only");
+      expect(imported.filter((name) => FORBIDDEN.test(name))).toEqual([]);
+    });
+
+    test(`${arch} mtcp_restart is static and needs no libc`, () => {
+      const restart = join(ROOT, "zig-out", arch, "mtcp_restart");
+      const header = Bun.spawnSync(["readelf", "-l", restart]).stdout.toString();
+      expect(header).not.toContain("INTERP");
+      expect(header).not.toContain("Requesting program interpreter");
+    });
+  }
+});

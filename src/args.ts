@@ -26,7 +26,8 @@ function optionTable(definitions: ArgsDef): Map<string, OptionSpec> {
   for (const [name, definition] of Object.entries(definitions)) {
     if (definition.type === "positional") continue;
     const type = definition.type === "boolean" ? "boolean" : "string";
-    const aliases = definition.alias === undefined ? [] : [definition.alias].flat();
+    const alias = (definition as { alias?: string | readonly string[] }).alias;
+    const aliases = alias === undefined ? [] : [alias].flat();
     for (const key of [name, ...aliases]) {
       table.set(key.length === 1 ? `-${key}` : `--${key}`, { name, type });
     }

@@ -18,11 +18,11 @@ import { rmSync } from "node:fs";
 
 export const args = {
   "coord-port": {
-    type: "string", alias: ["p", "port"], valueHint: "port",
+    type: "string", alias: ["p", "port"] as string[], valueHint: "port",
     description: "Port to listen on, 0 for any free one (DMTCP_COORD_PORT; default 7779)",
   },
   "coord-host": {
-    type: "string", alias: ["h", "host"], valueHint: "host",
+    type: "string", alias: ["h", "host"] as string[], valueHint: "host",
     description: "Host name workers use to reach us; a non-local one listens on all interfaces",
   },
   bind: {
@@ -67,6 +67,7 @@ interface Settings {
   staleTimeoutS: number;
   portFile: string | undefined;
   quiet: number;
+  ckptDir: string;
 }
 
 function settings(parsed: ParsedArgv, env: options.Env): Settings {
@@ -90,6 +91,7 @@ function settings(parsed: ParsedArgv, env: options.Env): Settings {
     staleTimeoutS: staleTimeoutS === undefined || staleTimeoutS === 0 ? 28800 : staleTimeoutS,
     portFile: options.coordinatorTarget(parsed, env).portFile,
     quiet: options.quietLevel(parsed, env),
+    ckptDir: options.directory(parsed, "ckptdir", env, ["DMTCP_CHECKPOINT_DIR"], process.cwd()),
   };
 }
 
@@ -112,6 +114,9 @@ async function runCoordinator(parsed: ParsedArgv, env: options.Env, argv: string
       killAfterCheckpoint: parsed.values["kill-after-ckpt"] === true,
       intervalS: chosen.intervalS, timeoutS: chosen.timeoutS, staleTimeoutS: chosen.staleTimeoutS,
       log: (level, message) => log[level](message),
+      ckptDir: chosen.ckptDir,
+      // The restart script calls this same executable back.
+      restartCommand: [process.execPath, "restart"],
     });
   } catch (error) {
     if ((error as { code?: string }).code === "EADDRINUSE") {

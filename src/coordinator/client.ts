@@ -49,7 +49,8 @@ export interface CommandRequest {
   command: number;
   /// New interval for Command.interval; ignored otherwise.
   intervalS?: number;
-  /// Bounds connecting and waiting for the reply together.
+  /// Bounds connecting and waiting for the reply together; for a blocking checkpoint it
+  /// bounds connecting only, since the reply waits for every image to be written.
   timeoutMs?: number;
 }
 
@@ -107,7 +108,9 @@ class Exchange {
   }
 
   timeout(): void {
-    const { host, port } = this.request;
+    const { host, port, command } = this.request;
+    // DMTCP waits as long as the checkpoint takes; a coordinator that dies closes the socket.
+    if (this.connected && command === Command.blocking_checkpoint) return;
     const error = this.connected
       ? new CoordinatorNoReply(host, port, "timed out")
       : new CoordinatorUnreachable(host, port, "timed out");

@@ -1,7 +1,12 @@
 // The coordinator's thin network layer: TCP sockets in, `step` events; `step` actions out,
 // socket writes and closes. Every decision lives in state.ts.
 import type { Socket, TCPSocketListener } from "bun";
+import { chmodSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { encode, FrameReader, ProtocolError, type Frame } from "../format/protocol";
+import {
+  restartScriptName, restartScriptText, SCRIPT_LINK_NAME, type RestartScript,
+} from "./script";
 import {
   initialState, step, type Action, type ConnId, type Event, type LogLevel, type State,
 } from "./state";
@@ -27,6 +32,11 @@ export interface ServerOptions {
   tickMs?: number;
   /// How long a new connection has to send its hello.
   helloTimeoutMs?: number;
+  /// Where restart scripts go; relative to the current directory, which is the default.
+  ckptDir?: string;
+  /// How the restart script runs a restart, e.g. ["/usr/bin/dmtcp", "restart"]; without it
+  /// the script runs `dmtcp_restart` from PATH.
+  restartCommand?: string[];
 }
 
 export interface RunningServer {
@@ -113,6 +123,7 @@ class Server {
       host: options.host ?? bind,
       port,
       startMs: Date.now(),
+      ckptDir: resolve(options.ckptDir ?? "."),
     };
   }
 
@@ -189,6 +200,36 @@ class Server {
       case "log":
         this.log(action.level, action.message);
         break;
+      case "write_restart_script":
+        this.writeRestartScript(action.script);
+        break;
+    }
+  }
+
+  /// Replaces the script and its link by rename, so a reader never sees a partial file.
+  /// Failure costs only the script, not the checkpoint: the images are already written.
+  private writeRestartScript(script: RestartScript): void {
+    const name = restartScriptName(script.computationId);
+    const path = join(script.ckptDir, name);
+    const temporary = join(script.ckptDir, `.${name}.${process.pid}.tmp`);
+    const link = join(script.ckptDir, SCRIPT_LINK_NAME);
+    const temporaryLink = join(script.ckptDir, `.${SCRIPT_LINK_NAME}.${process.pid}.tmp`);
+    try {
+      mkdirSync(script.ckptDir, { recursive: true });
+      writeFileSync(temporary, restartScriptText(script, this.options.restartCommand), {
+        mode: 0o700,
+      });
+      // The mode given to writeFileSync passes through the umask; the script must run.
+      chmodSync(temporary, 0o700);
+      renameSync(temporary, path);
+      rmSync(temporaryLink, { force: true });
+      // A relative target keeps the link right when the directory is moved with its images.
+      symlinkSync(name, temporaryLink);
+      renameSync(temporaryLink, link);
+    } catch (error) {
+      rmSync(temporary, { force: true });
+      rmSync(temporaryLink, { force: true });
+      this.log("error", `could not write the restart script ${path}: ${(error as Error).message}`);
     }
   }
 

@@ -5,10 +5,11 @@
 // Time comes only from `tick` events: `state.nowMs` is the time of the last tick, which the
 // server sends every second, so every timeout here is accurate to about a second.
 import {
-  Command, Flags, header, INTERVAL_UNCHANGED, Kind, splitStrings, Status, WORKER_ID_FIRST,
-  WORKER_ID_STEP, WorkerState, type Header,
+  Barrier, Command, Flags, header, INTERVAL_UNCHANGED, Kind, splitStrings, Status,
+  WORKER_ID_FIRST, WORKER_ID_STEP, WorkerState, type Header,
 } from "../format/protocol";
 import { renderWorkerList } from "./render";
+import type { HostImages, RestartScript } from "./script";
 
 /// The server's number for one accepted connection.
 export type ConnId = number;
@@ -28,6 +29,8 @@ export interface Config {
   host: string;
   port: number;
   startMs: number;
+  /// Absolute; where the restart script of each complete checkpoint goes.
+  ckptDir: string;
 }
 
 export interface Worker {
@@ -39,12 +42,33 @@ export interface Worker {
   arch: number;
   /// WorkerState value.
   state: number;
-  /// Barrier value this worker has reached in the current checkpoint, Barrier.none otherwise.
+  /// Barrier value this worker reached last in the current checkpoint or restart,
+  /// Barrier.none while it runs; `--list` shows it.
   barrier: number;
 }
 
+/// What one worker said of its image.
+interface Image {
+  path: string;
+  /// Why the image is unusable; undefined when it was written.
+  failure?: string;
+}
+
+/// One checkpoint, from its broadcast until every worker resumed (or left).
+interface Checkpoint {
+  generation: number;
+  /// Workers present when `checkpointed` was released: the peer count every image records
+  /// (reference 2.5 step 6), so a restart needs exactly that many images. Undefined before.
+  memberCount?: number;
+  images: Map<ConnId, Image>;
+  /// Command connections of blocking checkpoints, answered once every image is in.
+  waiting: ConnId[];
+  /// Set once every image is in (or can no longer come), so the outcome is reported once.
+  done: boolean;
+}
+
 /// A connection is "pending" until its hello, then a worker or a command. A command connection
-/// is closed right after its reply (a blocking checkpoint will keep one open).
+/// is closed right after its reply, which for a blocking checkpoint waits for the images.
 type Role = "pending" | "worker" | "command";
 
 interface Connection {
@@ -61,8 +85,13 @@ export interface State {
   computationId: bigint;
   /// Number of checkpoints started in this computation; sent in every broadcast.
   generation: number;
-  /// Workers a restart brings back; meaningful only while some worker is restarting.
+  /// Workers a restart brings back; 0 once the restart is complete or when there is none.
   restartPeerCount: number;
+  /// The barrier being collected now; Barrier.none between barriers and outside checkpoints
+  /// and restarts. Workers reach barriers in one order, so one value serves all of them.
+  currentBarrier: number;
+  /// The checkpoint in progress, if any; requests meanwhile get not_running (as in DMTCP).
+  checkpoint?: Checkpoint;
   intervalS: number;
   defaultIntervalS: number;
   nextWorkerId: number;
@@ -89,7 +118,9 @@ export type Action =
   | { type: "send"; conn: ConnId; header: Header; payload?: Uint8Array }
   | { type: "close"; conn: ConnId }
   | { type: "exit"; code: number }
-  | { type: "log"; level: LogLevel; message: string };
+  | { type: "log"; level: LogLevel; message: string }
+  /// Every image of a checkpoint is written: the server writes the script that restarts them.
+  | { type: "write_restart_script"; script: RestartScript };
 
 export interface StepResult {
   state: State;
@@ -109,6 +140,7 @@ export function initialState(config: Config): State {
     computationId: 0n,
     generation: 0,
     restartPeerCount: 0,
+    currentBarrier: Barrier.none,
     intervalS: config.intervalS,
     defaultIntervalS: config.intervalS,
     nextWorkerId: WORKER_ID_FIRST,
@@ -236,19 +268,32 @@ function close(state: State, conn: ConnId, actions: Action[]): void {
 function forget(state: State, conn: ConnId, actions: Action[]): void {
   if (!state.connections.delete(conn)) return;
   const worker = state.workers.get(conn);
-  if (worker === undefined) return;
+  if (worker === undefined) {
+    // A blocking checkpoint's command connection gave up waiting; nobody to answer any more.
+    const waiting = state.checkpoint?.waiting;
+    if (waiting?.includes(conn)) waiting.splice(waiting.indexOf(conn), 1);
+    return;
+  }
   state.workers.delete(conn);
   actions.push({
     type: "log", level: "info", message: `worker ${worker.workerId} (${worker.name}) left`,
   });
-  // The checkpoint barrier will re-check its release here when workers remain, so that a
-  // worker exiting mid-checkpoint does not hold the others (reference 2.9).
-  if (state.workers.size === 0) endComputation(state, actions);
+  if (state.workers.size === 0) return endComputation(state, actions);
+  if (state.currentBarrier === Barrier.restarted) {
+    const message = `restart waits for ${state.restartPeerCount} processes: ` +
+      `restart the image of worker ${worker.workerId} again to complete it`;
+    actions.push({ type: "log", level: "warn", message });
+  }
+  // Whatever waited on this worker is re-checked, so that a worker exiting mid-checkpoint
+  // does not hold the others (reference 2.9).
+  progress(state, actions);
 }
 
 function endComputation(state: State, actions: Action[]): void {
+  abandonCheckpoint(state, "every worker left", actions);
   state.computationId = 0n;
   state.restartPeerCount = 0;
+  state.currentBarrier = Barrier.none;
   state.killInProgress = false;
   state.nextCheckpointMs = undefined;
   state.idleSinceMs = state.nowMs;
@@ -258,6 +303,7 @@ function endComputation(state: State, actions: Action[]): void {
 }
 
 function exit(state: State, code: number, actions: Action[]): void {
+  abandonCheckpoint(state, "the coordinator exits", actions);
   state.exitCode = code;
   actions.push({ type: "exit", code });
 }
@@ -390,6 +436,9 @@ function restartRefusal(state: State, message: Header): [number, string] | undef
   if (message.peer_count !== state.restartPeerCount) {
     return [Status.wrong_computation, "its images name another number of processes"];
   }
+  if (state.workers.size >= state.restartPeerCount) {
+    return [Status.wrong_computation, "every process of the restart has joined"];
+  }
   const used = [...state.workers.values()].some((w) => w.workerId === message.worker_id);
   if (used) return [Status.wrong_computation, "its worker id is already registered"];
   return undefined;
@@ -410,6 +459,7 @@ function onHelloRestart(
     state.generation = message.generation;
     state.restartPeerCount = message.peer_count;
     state.intervalS = state.defaultIntervalS;
+    state.currentBarrier = Barrier.restarted;
   }
   const joining = { ...identity, workerId: message.worker_id, message };
   register(state, conn, { ...joining, state: WorkerState.restarting }, actions);
@@ -430,8 +480,12 @@ function onWorkerMessage(
       if (message.real_pid !== 0) worker.realPid = message.real_pid;
       return;
     }
-    // barrier, image_written and resuming belong to the checkpoint barrier protocol, which
-    // this build does not run yet; until then they are as unexpected as any other kind.
+    case Kind.barrier:
+      return onBarrier(state, worker, message, actions);
+    case Kind.image_written:
+      return onImageWritten(state, worker, message, payload, actions);
+    case Kind.resuming:
+      return onResuming(state, worker, message, actions);
     default:
       dropWithWarning(state, worker.conn, `unexpected message kind ${message.kind}`, actions);
   }
@@ -440,13 +494,21 @@ function onWorkerMessage(
 /// Runs one user command, replies, and closes the command connection.
 function onCommand(state: State, conn: ConnId, message: Header, actions: Action[]): void {
   state.connections.set(conn, { ...state.connections.get(conn)!, role: "command" });
-  const status = runCommand(state, message, actions);
-  const text = message.command === Command.list ? listText(state) : undefined;
+  const status = runCommand(state, conn, message, actions);
+  // A blocking checkpoint is answered once its images are in (completeIfImagesIn).
+  if (status === undefined) return;
+  answer(state, conn, message.command, status, actions);
+  if (message.command === Command.quit) exit(state, 0, actions);
+}
+
+function answer(
+  state: State, conn: ConnId, command: number, status: number, actions: Action[],
+): void {
+  const text = command === Command.list ? listText(state) : undefined;
   const payload = text === undefined ? undefined : new TextEncoder().encode(text);
-  const result = resultHeader(state, message.command, status);
+  const result = resultHeader(state, command, status);
   actions.push({ type: "send", conn, header: result, payload });
   close(state, conn, actions);
-  if (message.command === Command.quit) exit(state, 0, actions);
 }
 
 function resultHeader(state: State, command: number, status: number): Header {
@@ -462,8 +524,11 @@ function resultHeader(state: State, command: number, status: number): Header {
   });
 }
 
-/// Carries out a command's effect and returns the reply status.
-function runCommand(state: State, message: Header, actions: Action[]): number {
+/// Carries out a command's effect and returns the reply status, or undefined when the reply
+/// waits for the checkpoint to finish.
+function runCommand(
+  state: State, conn: ConnId, message: Header, actions: Action[],
+): number | undefined {
   switch (message.command) {
     case Command.status:
     case Command.list:
@@ -479,9 +544,15 @@ function runCommand(state: State, message: Header, actions: Action[]): number {
       killWorkers(state, actions);
       return Status.success;
     case Command.checkpoint:
-    case Command.blocking_checkpoint:
+      return requestCheckpoint(state, false, actions);
     case Command.kill_after_checkpoint:
-      return requestCheckpoint(state, actions);
+      return requestCheckpoint(state, true, actions);
+    case Command.blocking_checkpoint: {
+      const status = requestCheckpoint(state, false, actions);
+      if (status !== Status.success) return status;
+      state.checkpoint!.waiting.push(conn);
+      return undefined;
+    }
     default:
       return Status.invalid_command;
   }
@@ -492,15 +563,6 @@ function killWorkers(state: State, actions: Action[]): void {
     actions.push({ type: "send", conn: worker.conn, header: header({ kind: Kind.kill }) });
   }
   state.killInProgress = state.workers.size > 0;
-}
-
-/// A checkpoint starts only when every worker runs (reference 2.5); the barrier protocol that
-/// carries it out is not in this build yet.
-function requestCheckpoint(state: State, actions: Action[]): number {
-  if (!isRunning(state)) return Status.not_running;
-  const message = "checkpointing is not available in this build";
-  actions.push({ type: "log", level: "warn", message });
-  return Status.invalid_command;
 }
 
 function onTick(state: State, nowMs: number, actions: Action[]): void {
@@ -520,6 +582,253 @@ function onTick(state: State, nowMs: number, actions: Action[]): void {
       return;
     }
   }
-  // The interval checkpoint will start here once `nowMs >= state.nextCheckpointMs` and every
-  // worker runs; `nextCheckpointMs` is already kept up to date.
+  const nextMs = state.nextCheckpointMs;
+  if (nextMs === undefined || nowMs < nextMs) return;
+  // A due checkpoint waits while a checkpoint or restart runs; the timer is re-armed when it
+  // ends, so it fires one interval later (reference 2.7).
+  if (state.checkpoint !== undefined || !isRunning(state)) return;
+  const message = `checkpoint interval of ${state.intervalS} s reached`;
+  actions.push({ type: "log", level: "info", message });
+  startCheckpoint(state, false, actions);
+}
+
+// Checkpoint and restart barriers (reference 2.5, 2.6, 2.9). Each worker reports the state it
+// is in with every barrier; `progress` re-checks whatever waits on "every worker" after each
+// arrival, image, resume and departure.
+
+/// The state a worker reports with each barrier, and the barrier collected after it.
+const BARRIER_STEPS: Record<number, { state: number; next: number }> = {
+  [Barrier.suspended]: { state: WorkerState.suspended, next: Barrier.checkpointed },
+  [Barrier.checkpointed]: { state: WorkerState.checkpointing, next: Barrier.written },
+  [Barrier.written]: { state: WorkerState.checkpointed, next: Barrier.none },
+  [Barrier.restarted]: { state: WorkerState.restarting, next: Barrier.none },
+};
+
+/// "suspended" for Barrier.suspended, for log messages.
+function nameOf(table: Record<string, number>, value: number): string {
+  return Object.keys(table).find((name) => table[name] === value) ?? `${value}`;
+}
+
+/// Starts a checkpoint when every worker runs and none is in progress (reference 2.5).
+function requestCheckpoint(state: State, exitOnce: boolean, actions: Action[]): number {
+  if (!isRunning(state) || state.checkpoint !== undefined) return Status.not_running;
+  startCheckpoint(state, exitOnce, actions);
+  return Status.success;
+}
+
+function startCheckpoint(state: State, exitOnce: boolean, actions: Action[]): void {
+  state.generation += 1;
+  const exitAfterCheckpoint = exitOnce || state.config.killAfterCheckpoint;
+  state.checkpoint = { generation: state.generation, images: new Map(), waiting: [], done: false };
+  state.currentBarrier = Barrier.suspended;
+  // The interval counts again from the moment every worker has resumed, as in DMTCP.
+  state.nextCheckpointMs = undefined;
+  const message = header({
+    kind: Kind.checkpoint,
+    generation: state.generation,
+    computation_id: state.computationId,
+    peer_count: state.workers.size,
+    flags: exitAfterCheckpoint ? Flags.exit_after_checkpoint : 0,
+  });
+  for (const worker of state.workers.values()) {
+    // The worker enters presuspend on receipt (reference 2.5 step 1); marking it now makes
+    // `--status` say RUNNING=no from the moment the checkpoint is under way.
+    worker.state = WorkerState.presuspend;
+    worker.barrier = Barrier.none;
+    actions.push({ type: "send", conn: worker.conn, header: message });
+  }
+  const exiting = exitAfterCheckpoint ? ", workers exit after it" : "";
+  const text = `checkpoint ${state.generation} started: ${state.workers.size} workers${exiting}`;
+  actions.push({ type: "log", level: "info", message: text });
+}
+
+function onBarrier(state: State, worker: Worker, message: Header, actions: Action[]): void {
+  const expected = state.currentBarrier;
+  // A repeated arrival changes nothing; DMTCP ignores it too.
+  if (message.barrier === expected && worker.barrier === expected) return;
+  const step = BARRIER_STEPS[message.barrier];
+  if (expected === Barrier.none || message.barrier !== expected || step === undefined) {
+    const waited = expected === Barrier.none ? "no barrier" : nameOf(Barrier, expected);
+    const reason = `barrier ${nameOf(Barrier, message.barrier)} while waiting for ${waited}`;
+    return dropWithWarning(state, worker.conn, reason, actions);
+  }
+  if (message.state !== step.state) {
+    const reason = `barrier ${nameOf(Barrier, message.barrier)} ` +
+      `in state ${nameOf(WorkerState, message.state)}`;
+    return dropWithWarning(state, worker.conn, reason, actions);
+  }
+  worker.barrier = message.barrier;
+  worker.state = message.state;
+  progress(state, actions);
+}
+
+function onImageWritten(
+  state: State, worker: Worker, message: Header, payload: Uint8Array, actions: Action[],
+): void {
+  const checkpoint = state.checkpoint;
+  const expected = checkpoint !== undefined && checkpoint.memberCount !== undefined &&
+    state.currentBarrier === Barrier.none && worker.barrier === Barrier.written &&
+    !checkpoint.images.has(worker.conn);
+  if (!expected) {
+    return dropWithWarning(state, worker.conn, "image_written out of turn", actions);
+  }
+  const statuses: number[] = [Status.success, Status.checkpoint_failed];
+  if (!statuses.includes(message.status)) {
+    const reason = `image_written with status ${message.status}`;
+    return dropWithWarning(state, worker.conn, reason, actions);
+  }
+  const [path = "", reason] = splitStrings(payload);
+  const failure = imageFailure(message.status, path, reason);
+  checkpoint.images.set(worker.conn, { path, failure });
+  if (failure !== undefined) {
+    const text = `worker ${worker.workerId} (${worker.name}) has no image ${path}: ${failure}`;
+    actions.push({ type: "log", level: "warn", message: text });
+  }
+  progress(state, actions);
+}
+
+/// Why a reported image is unusable, or undefined when the restart script may name it.
+function imageFailure(status: number, path: string, reason?: string): string | undefined {
+  if (status !== Status.success) return reason || "the worker gave no reason";
+  // The script runs from anywhere, so a relative path would name the wrong file.
+  if (!path.startsWith("/")) return `its path "${path}" is not absolute`;
+  return undefined;
+}
+
+function onResuming(state: State, worker: Worker, message: Header, actions: Action[]): void {
+  const afterImage = worker.state === WorkerState.checkpointed &&
+    state.checkpoint?.images.has(worker.conn) === true;
+  const afterRestart = worker.state === WorkerState.restarting &&
+    worker.barrier === Barrier.restarted && state.currentBarrier === Barrier.none;
+  if (!afterImage && !afterRestart) {
+    return dropWithWarning(state, worker.conn, "resuming out of turn", actions);
+  }
+  if (message.state !== WorkerState.running) {
+    const reason = `resuming in state ${nameOf(WorkerState, message.state)}`;
+    return dropWithWarning(state, worker.conn, reason, actions);
+  }
+  worker.state = WorkerState.running;
+  worker.barrier = Barrier.none;
+  progress(state, actions);
+}
+
+function progress(state: State, actions: Action[]): void {
+  releaseIfReached(state, actions);
+  completeIfImagesIn(state, actions);
+  finishIfResumed(state, actions);
+}
+
+/// Releases the current barrier once every worker reached it; the restart barrier also
+/// waits until every process the images name has joined (reference 2.6).
+function releaseIfReached(state: State, actions: Action[]): void {
+  const barrier = state.currentBarrier;
+  if (barrier === Barrier.none || state.workers.size === 0) return;
+  if (barrier === Barrier.restarted && state.workers.size < state.restartPeerCount) return;
+  for (const worker of state.workers.values()) {
+    if (worker.barrier !== barrier) return;
+  }
+  const peerCount = state.workers.size;
+  const released = header({
+    kind: Kind.barrier_released, barrier, peer_count: peerCount,
+    generation: state.generation, computation_id: state.computationId,
+  });
+  for (const conn of state.workers.keys()) {
+    actions.push({ type: "send", conn, header: released });
+  }
+  state.currentBarrier = BARRIER_STEPS[barrier]!.next;
+  if (barrier === Barrier.checkpointed) state.checkpoint!.memberCount = peerCount;
+}
+
+/// Once every remaining worker reported its image: the outcome, the restart script, and the
+/// answers to blocking checkpoints (reference 2.5 step 10).
+function completeIfImagesIn(state: State, actions: Action[]): void {
+  const checkpoint = state.checkpoint;
+  if (checkpoint === undefined || checkpoint.done) return;
+  if (checkpoint.memberCount === undefined || state.currentBarrier !== Barrier.none) return;
+  for (const conn of state.workers.keys()) {
+    if (!checkpoint.images.has(conn)) return;
+  }
+  checkpoint.done = true;
+  const failure = checkpointFailure(checkpoint);
+  if (failure === undefined) {
+    actions.push({ type: "write_restart_script", script: restartScript(state, checkpoint) });
+    const message = `checkpoint ${checkpoint.generation} complete: ` +
+      `${checkpoint.images.size} images`;
+    actions.push({ type: "log", level: "info", message });
+  } else {
+    const message = `checkpoint ${checkpoint.generation} failed: ${failure}`;
+    actions.push({ type: "log", level: "warn", message });
+  }
+  answerWaiting(state, failure === undefined ? Status.success : Status.checkpoint_failed, actions);
+}
+
+function checkpointFailure(checkpoint: Checkpoint): string | undefined {
+  const memberCount = checkpoint.memberCount!;
+  const missing = memberCount - checkpoint.images.size;
+  // Each image records `memberCount` peers, so a restart from fewer would wait forever.
+  if (missing > 0) return `${missing} of ${memberCount} workers left before writing an image`;
+  for (const image of checkpoint.images.values()) {
+    if (image.failure !== undefined) return `no image ${image.path}: ${image.failure}`;
+  }
+  return undefined;
+}
+
+/// Image paths grouped by host, hosts and images in the order their workers joined.
+function restartScript(state: State, checkpoint: Checkpoint): RestartScript {
+  const hosts: HostImages[] = [];
+  for (const worker of state.workers.values()) {
+    const image = checkpoint.images.get(worker.conn)!;
+    let group = hosts.find((entry) => entry.host === worker.host);
+    if (group === undefined) {
+      group = { host: worker.host, images: [] };
+      hosts.push(group);
+    }
+    group.images.push(image.path);
+  }
+  return {
+    ckptDir: state.config.ckptDir,
+    computationId: state.computationId.toString(16),
+    generation: checkpoint.generation,
+    coordHost: state.config.host,
+    coordPort: state.config.port,
+    intervalS: state.intervalS,
+    hosts,
+  };
+}
+
+function answerWaiting(state: State, status: number, actions: Action[]): void {
+  const waiting = state.checkpoint?.waiting.splice(0) ?? [];
+  for (const conn of waiting) answer(state, conn, Command.blocking_checkpoint, status, actions);
+}
+
+/// The checkpoint or restart is over once every worker runs again: the interval counts anew.
+function finishIfResumed(state: State, actions: Action[]): void {
+  if (!isRunning(state)) return;
+  const checkpoint = state.checkpoint;
+  if (checkpoint !== undefined) {
+    // Every worker resumes only after its image, so this holds; checked all the same.
+    if (!checkpoint.done) return;
+    state.checkpoint = undefined;
+    armTimer(state);
+    return;
+  }
+  if (state.restartPeerCount === 0) return;
+  const message = `restart complete: ${state.workers.size} workers running`;
+  actions.push({ type: "log", level: "info", message });
+  state.restartPeerCount = 0;
+  armTimer(state);
+}
+
+/// Ends a checkpoint that cannot finish, answering blocking commands with checkpoint_failed.
+function abandonCheckpoint(state: State, reason: string, actions: Action[]): void {
+  const checkpoint = state.checkpoint;
+  if (checkpoint === undefined) return;
+  if (!checkpoint.done) {
+    checkpoint.done = true;
+    const message = `checkpoint ${checkpoint.generation} abandoned: ${reason}`;
+    actions.push({ type: "log", level: "warn", message });
+    answerWaiting(state, Status.checkpoint_failed, actions);
+  }
+  state.checkpoint = undefined;
+  state.currentBarrier = Barrier.none;
 }

@@ -43,7 +43,7 @@ describe("the dmtcp executable", () => {
       env, stdout: "ignore", stderr: "ignore",
     });
     try {
-      const port = await until(() => existsSync(portFile) && Bun.file(portFile).text());
+      const port = await until(() => (existsSync(portFile) ? Bun.file(portFile).text() : ""));
       const launched = Bun.spawnSync(["dmtcp_launch", "-p", port, "sh", "-c", "exit 5"], { env });
       expect(launched.exitCode).toBe(5);
       const status = Bun.spawnSync(["dmtcp_command", "-p", port, "s"], { env });

@@ -91,8 +91,8 @@ export class Sandbox {
   async coordinator(args: string[] = []): Promise<{ port: number; process: Running }> {
     const portFile = this.path(`port-${this.processes.length}`);
     const running = this.spawn([DMTCP, "coordinator", "-p", "0", "--port-file", portFile, ...args]);
-    const port = await until(
-      () => existsSync(portFile) && Number(readFileSync(portFile, "utf8")),
+    const port: number = await until(
+      () => (existsSync(portFile) ? Number(readFileSync(portFile, "utf8")) : 0),
       { what: "the coordinator's port file" },
     );
     this.ports.push(port);

@@ -1,20 +1,29 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import {
-  Arch, Command, encode, FrameReader, header, joinStrings, Kind, Status, WorkerState,
-  type Frame,
+  mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  Arch, Barrier, Command, encode, FrameReader, header, joinStrings, Kind, Status, WorkerState,
+  type Frame, type Header,
 } from "../../src/format/protocol";
 import {
   CoordinatorRefused, CoordinatorUnreachable, requestCoordinator,
 } from "../../src/coordinator/client";
 import { startServer, type RunningServer } from "../../src/coordinator/server";
+import { until } from "../integration/harness";
 
 const TOKEN = crypto.getRandomValues(new Uint8Array(16));
 const HOST = "127.0.0.1";
 
 let servers: RunningServer[] = [];
+let scratchDirs: string[] = [];
 afterEach(() => {
   for (const server of servers) server.stop();
   servers = [];
+  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
+  scratchDirs = [];
 });
 
 async function start(options: Partial<Parameters<typeof startServer>[0]> = {}) {
@@ -50,7 +59,9 @@ async function rawWorker(port: number, name: string) {
     while (frames.length === 0) await new Promise<void>((resolve) => (wake = resolve));
     return frames.shift()!;
   };
-  return { socket, next };
+  const send = (fields: Partial<Header> & { kind: number }, payload?: Uint8Array) =>
+    socket.write(encode(header({ token: TOKEN, ...fields }), payload));
+  return { socket, next, send };
 }
 
 /// A port nothing listens on: bound once by us, then released.
@@ -126,6 +137,52 @@ describe("coordinator server", () => {
     });
     await closed.promise;
     expect(logs.some((line) => line.endsWith("no hello in time"))).toBe(true);
+  });
+
+  test("two workers go through a full checkpoint and the restart script appears", async () => {
+    const ckptDir = mkdtempSync(join(tmpdir(), "dmtcp-ckpt-"));
+    scratchDirs.push(ckptDir);
+    const { server, logs } = await start({ ckptDir, restartCommand: ["/opt/dmtcp", "restart"] });
+    const workers = [await rawWorker(server.port, "a.out"), await rawWorker(server.port, "b.out")];
+    const accepts = await Promise.all(workers.map((worker) => worker.next()));
+    const computationId = accepts[0]!.header.computation_id.toString(16);
+    const port = server.port;
+    const blocking = requestCoordinator({
+      host: HOST, port, token: TOKEN, command: Command.blocking_checkpoint,
+    });
+    for (const worker of workers) expect((await worker.next()).header.kind).toBe(Kind.checkpoint);
+    const steps = [
+      [Barrier.suspended, WorkerState.suspended],
+      [Barrier.checkpointed, WorkerState.checkpointing],
+      [Barrier.written, WorkerState.checkpointed],
+    ];
+    for (const [barrier, state] of steps) {
+      for (const worker of workers) worker.send({ kind: Kind.barrier, barrier, state });
+      for (const worker of workers) {
+        const released = (await worker.next()).header;
+        expect([released.kind, released.barrier, released.peer_count])
+          .toEqual([Kind.barrier_released, barrier, 2]);
+      }
+    }
+    const images = ["ckpt_a.dmtcp", "ckpt_b.dmtcp"].map((name) => join(ckptDir, name));
+    workers.forEach((worker, index) =>
+      worker.send({ kind: Kind.image_written }, joinStrings([images[index]!])));
+    const reply = await blocking;
+    expect([reply.status, reply.peerCount]).toEqual([Status.success, 2]);
+    const name = `dmtcp_restart_script_${computationId}.sh`;
+    expect(readdirSync(ckptDir).sort()).toEqual(["dmtcp_restart_script.sh", name]);
+    expect(readlinkSync(join(ckptDir, "dmtcp_restart_script.sh"))).toBe(name);
+    expect(statSync(join(ckptDir, name)).mode & 0o777).toBe(0o700);
+    const text = readFileSync(join(ckptDir, "dmtcp_restart_script.sh"), "utf8");
+    expect(text).toContain(`given_ckpt_files=(\n  '${images[0]}'\n  '${images[1]}'\n)\n`);
+    expect(text).toContain("dmt_rstr_cmd=('/opt/dmtcp' 'restart')\n");
+    expect(text).toContain(`coord_port=\${DMTCP_COORD_PORT:-${port}}\n`);
+    expect(logs).toContain("info: checkpoint 1 complete: 2 images");
+    for (const worker of workers) worker.send({ kind: Kind.resuming, state: WorkerState.running });
+    await until(async () => (await requestCoordinator({
+      host: HOST, port, token: TOKEN, command: Command.status,
+    })).running, { what: "every worker resumed" });
+    for (const worker of workers) worker.socket.end();
   });
 
   test("a port in use fails with EADDRINUSE", async () => {

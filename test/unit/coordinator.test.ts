@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import {
-  Command, Flags, header, Kind, joinStrings, Status, WorkerState, type Header,
+  Barrier, Command, Flags, header, Kind, joinStrings, Status, WorkerState, type Header,
 } from "../../src/format/protocol";
 import {
   initialState, step, tokensEqual, type Action, type Config, type State,
@@ -20,6 +20,7 @@ function config(overrides: Partial<Config> = {}): Config {
     host: "localhost",
     port: 7779,
     startMs: START_MS,
+    ckptDir: "/ckpt",
     ...overrides,
   };
 }
@@ -47,9 +48,10 @@ class Harness {
     return conn;
   }
 
-  message(conn: number, fields: Partial<Header> & { kind: number }, payload = new Uint8Array()) {
+  message(conn: number, fields: Partial<Header> & { kind: number }, payload?: Uint8Array) {
     const message = header({ token: TOKEN, ...fields });
-    return this.feed({ type: "message", conn, header: message, payload });
+    const bytes = payload ?? new Uint8Array();
+    return this.feed({ type: "message", conn, header: message, payload: bytes });
   }
 
   /// A worker that connects and says hello; returns its connection and the actions.
@@ -66,7 +68,34 @@ class Harness {
     const fields = { kind: Kind.hello_command, command, interval_s: intervalS };
     return { conn, actions: this.message(conn, fields) };
   }
+
+  barrier(conn: number, barrier: number, state: number) {
+    return this.message(conn, { kind: Kind.barrier, barrier, state });
+  }
+
+  /// Every worker given reaches each checkpoint barrier in turn.
+  throughBarriers(conns: number[]) {
+    for (const [barrier, state] of CHECKPOINT_STEPS) {
+      for (const conn of conns) this.barrier(conn, barrier, state);
+    }
+  }
+
+  image(conn: number, path: string, status: number = Status.success, reason?: string) {
+    const payload = joinStrings(reason === undefined ? [path] : [path, reason]);
+    return this.message(conn, { kind: Kind.image_written, status }, payload);
+  }
+
+  resume(conn: number) {
+    return this.message(conn, { kind: Kind.resuming, state: WorkerState.running });
+  }
 }
+
+/// Each checkpoint barrier with the state a worker reports on reaching it.
+const CHECKPOINT_STEPS = [
+  [Barrier.suspended, WorkerState.suspended],
+  [Barrier.checkpointed, WorkerState.checkpointing],
+  [Barrier.written, WorkerState.checkpointed],
+] as const;
 
 function sent(actions: Action[], kind?: number) {
   return actions.flatMap((action) =>
@@ -283,22 +312,18 @@ describe("coordinator state: commands", () => {
     const harness = new Harness();
     const { conn: worker } = harness.worker("a.out", 1);
     const { conn, actions } = harness.command(Command.quit);
-    const shapes = actions.flatMap((action) =>
-      action.type === "log" ? [] : [[action.type, "conn" in action ? action.conn : action.code]]);
+    const shapes = actions.filter((action) => action.type !== "log").map((action) =>
+      [action.type, "conn" in action ? action.conn : "code" in action ? action.code : null]);
     expect(shapes).toEqual([["send", worker], ["send", conn], ["close", conn], ["exit", 0]]);
   });
 
-  test("checkpoint: not_running without workers, invalid_command (logged) with them", () => {
+  test("checkpoint and blocking checkpoint are not_running without workers", () => {
     const harness = new Harness();
     for (const command of [Command.checkpoint, Command.blocking_checkpoint]) {
-      expect(reply(harness.command(command).actions).header.status).toBe(Status.not_running);
+      const { conn, actions } = harness.command(command);
+      expect(reply(actions).header.status).toBe(Status.not_running);
+      expect(actions.at(-1)).toEqual({ type: "close", conn });
     }
-    harness.worker("a.out", 1);
-    const { actions } = harness.command(Command.kill_after_checkpoint);
-    expect(reply(actions).header.status).toBe(Status.invalid_command);
-    expect(actions).toContainEqual({
-      type: "log", level: "warn", message: "checkpointing is not available in this build",
-    });
   });
 });
 
@@ -352,5 +377,359 @@ describe("coordinator state: restart", () => {
     expect([status.peer_count, status.flags]).toEqual([1, 0]);
     const newcomer = harness.worker("c.out", 10);
     expect(sent(newcomer.actions)[0]!.header.status).toBe(Status.not_running);
+  });
+});
+
+function logs(actions: Action[]) {
+  return actions.flatMap((action) => action.type === "log" ? [action.message] : []);
+}
+
+function scripts(actions: Action[]) {
+  return actions.flatMap((action) => action.type === "write_restart_script" ? [action.script] : []);
+}
+
+function closed(actions: Action[], conn: number) {
+  return actions.some((action) => action.type === "close" && action.conn === conn);
+}
+
+/// Two running workers on node1, and the harness that holds them.
+function twoWorkers(overrides: Partial<Config> = {}) {
+  const harness = new Harness(overrides);
+  const a = harness.worker("a.out", 1).conn;
+  const b = harness.worker("b.out", 2).conn;
+  return { harness, a, b };
+}
+
+describe("coordinator state: checkpoint", () => {
+  test("checkpoint sends generation, computation and peer count to every worker", () => {
+    const { harness, a, b } = twoWorkers();
+    const { actions } = harness.command(Command.checkpoint);
+    expect([reply(actions).header.status, reply(actions).header.peer_count]).toEqual([0, 2]);
+    const requests = sent(actions, Kind.checkpoint);
+    expect(requests.map((action) => action.conn)).toEqual([a, b]);
+    const request = requests[0]!.header;
+    expect([request.generation, request.peer_count, request.flags]).toEqual([1, 2, 0]);
+    expect(request.computation_id).toBe(harness.state.computationId);
+    expect(reply(harness.command(Command.status).actions).header.flags & Flags.running).toBe(0);
+  });
+
+  test("each barrier is released only when both workers reached it", () => {
+    const { harness, a, b } = twoWorkers();
+    harness.command(Command.checkpoint);
+    for (const [barrier, state] of CHECKPOINT_STEPS) {
+      expect(sent(harness.barrier(a, barrier, state))).toEqual([]);
+      expect(harness.state.workers.get(a)!.state).toBe(state);
+      const released = sent(harness.barrier(b, barrier, state), Kind.barrier_released);
+      expect(released.map((action) => action.conn)).toEqual([a, b]);
+      expect([released[0]!.header.barrier, released[0]!.header.peer_count]).toEqual([barrier, 2]);
+    }
+  });
+
+  test("--list shows each worker's barrier during a checkpoint", () => {
+    const { harness, a } = twoWorkers();
+    harness.command(Command.checkpoint);
+    harness.barrier(a, Barrier.suspended, WorkerState.suspended);
+    const text = new TextDecoder().decode(reply(harness.command(Command.list).actions).payload);
+    expect(text).toContain("a.out[40000:1]@node1, ");
+    expect(text).toContain(", WorkerState::SUSPENDED, DMT:SUSPEND\n");
+    expect(text).toContain(", WorkerState::PRESUSPEND, \n");
+  });
+
+  test("a full checkpoint writes the restart script, then the workers resume", () => {
+    const { harness, a, b } = twoWorkers();
+    harness.command(Command.checkpoint);
+    harness.throughBarriers([a, b]);
+    expect(scripts(harness.image(a, "/ckpt/ckpt_a.dmtcp"))).toEqual([]);
+    const actions = harness.image(b, "/ckpt/ckpt_b.dmtcp");
+    expect(scripts(actions)).toHaveLength(1);
+    expect(logs(actions)).toContain("checkpoint 1 complete: 2 images");
+    harness.resume(a);
+    expect(harness.state.checkpoint).toBeDefined();
+    harness.resume(b);
+    expect(harness.state.checkpoint).toBeUndefined();
+    const status = reply(harness.command(Command.status).actions).header;
+    expect([status.flags & Flags.running, status.generation]).toEqual([Flags.running, 1]);
+    expect(sent(harness.command(Command.checkpoint).actions, Kind.checkpoint)[0]!.header
+      .generation).toBe(2);
+  });
+
+  test("the restart script action carries absolute images grouped by host", () => {
+    const harness = new Harness({ host: "coord", port: 7000, intervalS: 30 });
+    const conns = [["a", "node1"], ["b", "node2"], ["c", "node1"]].map(([name, host], index) => {
+      const conn = harness.connect();
+      harness.message(conn, { kind: Kind.hello_worker, real_pid: index + 1 },
+        joinStrings([name!, host!]));
+      return conn;
+    });
+    harness.command(Command.checkpoint);
+    harness.throughBarriers(conns);
+    harness.image(conns[2]!, "/d1/ckpt_c.dmtcp");
+    harness.image(conns[0]!, "/d1/ckpt_a.dmtcp");
+    const [script] = scripts(harness.image(conns[1]!, "/d2/ckpt_b.dmtcp"));
+    expect(script).toEqual({
+      ckptDir: "/ckpt",
+      computationId: ((BigInt(START_MS) << 20n) ^ 1n).toString(16),
+      generation: 1,
+      coordHost: "coord",
+      coordPort: 7000,
+      intervalS: 30,
+      hosts: [
+        { host: "node1", images: ["/d1/ckpt_a.dmtcp", "/d1/ckpt_c.dmtcp"] },
+        { host: "node2", images: ["/d2/ckpt_b.dmtcp"] },
+      ],
+    });
+  });
+
+  test("a worker that disconnects mid-barrier releases the barrier for the other", () => {
+    const { harness, a, b } = twoWorkers();
+    harness.command(Command.checkpoint);
+    harness.barrier(a, Barrier.suspended, WorkerState.suspended);
+    const released = sent(harness.feed({ type: "closed", conn: b }), Kind.barrier_released);
+    expect(released.map((action) => [action.conn, action.header.peer_count])).toEqual([[a, 1]]);
+    harness.barrier(a, Barrier.checkpointed, WorkerState.checkpointing);
+    harness.barrier(a, Barrier.written, WorkerState.checkpointed);
+    expect(scripts(harness.image(a, "/ckpt/ckpt_a.dmtcp"))).toHaveLength(1);
+  });
+
+  test("a worker sending another barrier than the current one is closed", () => {
+    const { harness, a, b } = twoWorkers();
+    harness.command(Command.checkpoint);
+    const actions = harness.barrier(a, Barrier.written, WorkerState.checkpointed);
+    expect(closed(actions, a)).toBe(true);
+    expect(logs(actions)[0]).toEndWith("barrier written while waiting for suspended");
+    const released = harness.barrier(b, Barrier.suspended, WorkerState.suspended);
+    expect(sent(released, Kind.barrier_released).map((action) => action.conn)).toEqual([b]);
+  });
+
+  test("a repeated barrier is ignored and a wrong state is a protocol error", () => {
+    const { harness, a, b } = twoWorkers();
+    harness.command(Command.checkpoint);
+    harness.barrier(a, Barrier.suspended, WorkerState.suspended);
+    expect(harness.barrier(a, Barrier.suspended, WorkerState.suspended)).toEqual([]);
+    const actions = harness.barrier(b, Barrier.suspended, WorkerState.running);
+    expect(closed(actions, b)).toBe(true);
+    expect(logs(actions)[0]).toEndWith("barrier suspended in state running");
+  });
+
+  test("barrier, image_written and resuming outside a checkpoint are protocol errors", () => {
+    for (const kind of [Kind.barrier, Kind.image_written, Kind.resuming]) {
+      const harness = new Harness();
+      const { conn } = harness.worker("a.out", 1);
+      const actions = harness.message(conn, {
+        kind, barrier: Barrier.suspended, state: WorkerState.suspended,
+      });
+      expect(closed(actions, conn)).toBe(true);
+    }
+  });
+
+  test("a checkpoint request while one is in progress is not_running", () => {
+    const { harness, a, b } = twoWorkers();
+    harness.command(Command.checkpoint);
+    expect(reply(harness.command(Command.checkpoint).actions).header.status)
+      .toBe(Status.not_running);
+    harness.throughBarriers([a, b]);
+    harness.image(a, "/ckpt/a.dmtcp");
+    harness.image(b, "/ckpt/b.dmtcp");
+    harness.resume(a);
+    // One worker runs, the other has not resumed yet: still in progress.
+    expect(reply(harness.command(Command.blocking_checkpoint).actions).header.status)
+      .toBe(Status.not_running);
+  });
+
+  test("a blocking checkpoint replies only after both images are written", () => {
+    const { harness, a, b } = twoWorkers();
+    const { conn, actions } = harness.command(Command.blocking_checkpoint);
+    expect(sent(actions, Kind.command_result)).toEqual([]);
+    expect(closed(actions, conn)).toBe(false);
+    harness.throughBarriers([a, b]);
+    expect(sent(harness.image(a, "/ckpt/a.dmtcp"), Kind.command_result)).toEqual([]);
+    const done = harness.image(b, "/ckpt/b.dmtcp");
+    const result = reply(done);
+    expect([result.conn, result.header.command, result.header.status])
+      .toEqual([conn, Command.blocking_checkpoint, Status.success]);
+    expect(closed(done, conn)).toBe(true);
+  });
+
+  test("a blocking checkpoint with one failed image replies checkpoint_failed, no script", () => {
+    const { harness, a, b } = twoWorkers();
+    harness.command(Command.blocking_checkpoint);
+    harness.throughBarriers([a, b]);
+    harness.image(a, "/ckpt/a.dmtcp", Status.checkpoint_failed, "no space left on device");
+    const done = harness.image(b, "/ckpt/b.dmtcp");
+    expect(reply(done).header.status).toBe(Status.checkpoint_failed);
+    expect(scripts(harness.actions)).toEqual([]);
+    expect(logs(done)).toContain(
+      "checkpoint 1 failed: no image /ckpt/a.dmtcp: no space left on device");
+  });
+
+  test("a relative image path fails the checkpoint", () => {
+    const { harness, a, b } = twoWorkers();
+    harness.command(Command.blocking_checkpoint);
+    harness.throughBarriers([a, b]);
+    harness.image(a, "ckpt/a.dmtcp");
+    expect(reply(harness.image(b, "/ckpt/b.dmtcp")).header.status).toBe(Status.checkpoint_failed);
+  });
+
+  test("a blocking checkpoint replies when the workers that remain are done", () => {
+    const { harness, a, b } = twoWorkers();
+    harness.command(Command.blocking_checkpoint);
+    harness.throughBarriers([a, b]);
+    harness.image(a, "/ckpt/a.dmtcp");
+    // b leaves after the images recorded two peers: a restart from one image would hang.
+    const done = harness.feed({ type: "closed", conn: b });
+    expect(reply(done).header.status).toBe(Status.checkpoint_failed);
+    expect(scripts(harness.actions)).toEqual([]);
+    harness.resume(a);
+    expect(harness.state.checkpoint).toBeUndefined();
+  });
+
+  test("a worker leaving before the images record their peers does not fail it", () => {
+    const { harness, a, b } = twoWorkers();
+    harness.command(Command.blocking_checkpoint);
+    harness.barrier(a, Barrier.suspended, WorkerState.suspended);
+    harness.barrier(b, Barrier.suspended, WorkerState.suspended);
+    harness.feed({ type: "closed", conn: b });
+    harness.barrier(a, Barrier.checkpointed, WorkerState.checkpointing);
+    harness.barrier(a, Barrier.written, WorkerState.checkpointed);
+    const done = harness.image(a, "/ckpt/a.dmtcp");
+    expect(reply(done).header.status).toBe(Status.success);
+    expect(scripts(done)[0]!.hosts).toEqual([{ host: "node1", images: ["/ckpt/a.dmtcp"] }]);
+  });
+
+  test("a blocking checkpoint whose workers all leave replies checkpoint_failed", () => {
+    const { harness, a, b } = twoWorkers();
+    const { conn } = harness.command(Command.blocking_checkpoint);
+    harness.feed({ type: "closed", conn: a });
+    const actions = harness.feed({ type: "closed", conn: b });
+    expect([reply(actions).conn, reply(actions).header.status])
+      .toEqual([conn, Status.checkpoint_failed]);
+    expect(logs(actions)).toContain("checkpoint 1 abandoned: every worker left");
+    expect(harness.state.checkpoint).toBeUndefined();
+  });
+
+  test("kill_after_checkpoint replies at once and sets the flag for that checkpoint only", () => {
+    const { harness, a, b } = twoWorkers();
+    const { actions } = harness.command(Command.kill_after_checkpoint);
+    expect(reply(actions).header.status).toBe(Status.success);
+    const request = sent(actions, Kind.checkpoint)[0]!.header;
+    expect(request.flags & Flags.exit_after_checkpoint).toBe(Flags.exit_after_checkpoint);
+    harness.throughBarriers([a, b]);
+    harness.image(a, "/ckpt/a.dmtcp");
+    expect(scripts(harness.image(b, "/ckpt/b.dmtcp"))).toHaveLength(1);
+    harness.feed({ type: "closed", conn: a });
+    harness.feed({ type: "closed", conn: b });
+    expect(harness.state.checkpoint).toBeUndefined();
+    harness.worker("c.out", 3);
+    const next = sent(harness.command(Command.checkpoint).actions, Kind.checkpoint)[0]!.header;
+    expect(next.flags & Flags.exit_after_checkpoint).toBe(0);
+  });
+
+  test("--kill-after-ckpt sets the flag for every checkpoint", () => {
+    const { harness, a, b } = twoWorkers({ killAfterCheckpoint: true });
+    for (let round = 0; round < 2; round++) {
+      const request = sent(harness.command(Command.checkpoint).actions, Kind.checkpoint)[0]!;
+      expect(request.header.flags & Flags.exit_after_checkpoint)
+        .toBe(Flags.exit_after_checkpoint);
+      harness.throughBarriers([a, b]);
+      harness.image(a, "/ckpt/a.dmtcp");
+      harness.image(b, "/ckpt/b.dmtcp");
+      harness.resume(a);
+      harness.resume(b);
+    }
+  });
+
+  test("quit during a blocking checkpoint answers it checkpoint_failed", () => {
+    const { harness } = twoWorkers();
+    const blocking = harness.command(Command.blocking_checkpoint).conn;
+    const { actions } = harness.command(Command.quit);
+    const answered = sent(actions, Kind.command_result).find((action) => action.conn === blocking);
+    expect(answered?.header.status).toBe(Status.checkpoint_failed);
+    expect(actions.at(-1)).toEqual({ type: "exit", code: 0 });
+  });
+});
+
+describe("coordinator state: interval checkpoints", () => {
+  test("the timer fires at the right tick and not while a checkpoint is in progress", () => {
+    const { harness, a, b } = twoWorkers({ intervalS: 10 });
+    expect(sent(harness.feed({ type: "tick", nowMs: START_MS + 9_999 }))).toEqual([]);
+    const fired = harness.feed({ type: "tick", nowMs: START_MS + 10_000 });
+    expect(sent(fired, Kind.checkpoint).map((action) => action.conn)).toEqual([a, b]);
+    expect(logs(fired)).toContain("checkpoint interval of 10 s reached");
+    expect(sent(harness.feed({ type: "tick", nowMs: START_MS + 30_000 }))).toEqual([]);
+    harness.throughBarriers([a, b]);
+    harness.image(a, "/ckpt/a.dmtcp");
+    harness.image(b, "/ckpt/b.dmtcp");
+    harness.resume(a);
+    harness.resume(b);
+    // Re-armed from the last known time, the tick at 30 s.
+    expect(harness.state.nextCheckpointMs).toBe(START_MS + 40_000);
+    expect(sent(harness.feed({ type: "tick", nowMs: START_MS + 39_000 }))).toEqual([]);
+    const again = sent(harness.feed({ type: "tick", nowMs: START_MS + 40_000 }), Kind.checkpoint);
+    expect(again[0]!.header.generation).toBe(2);
+  });
+
+  test("the interval command re-arms the timer from the last tick", () => {
+    const { harness } = twoWorkers({ intervalS: 100 });
+    harness.feed({ type: "tick", nowMs: START_MS + 5_000 });
+    harness.command(Command.interval, 3);
+    expect(harness.state.nextCheckpointMs).toBe(START_MS + 8_000);
+    const fired = harness.feed({ type: "tick", nowMs: START_MS + 8_000 });
+    expect(sent(fired, Kind.checkpoint)).toHaveLength(2);
+  });
+
+  test("no interval checkpoint fires while a restart is in progress", () => {
+    const harness = new Harness({ intervalS: 5 });
+    restartWorker(harness, 40000, 2);
+    expect(harness.state.nextCheckpointMs).toBe(START_MS + 5_000);
+    expect(sent(harness.feed({ type: "tick", nowMs: START_MS + 6_000 }))).toEqual([]);
+  });
+});
+
+/// A restarted process of a computation of `peerCount` rejoining, as `dmtcp restart` does.
+function restartWorker(harness: Harness, workerId: number, peerCount: number) {
+  const conn = harness.connect();
+  const actions = harness.message(conn, {
+    kind: Kind.hello_restart, computation_id: 0xabcn, peer_count: peerCount, generation: 3,
+    worker_id: workerId, real_pid: workerId + 1, state: WorkerState.restarting,
+  }, joinStrings([`p${workerId}`, "node1"]));
+  expect(sent(actions)[0]!.header.kind).toBe(Kind.accept);
+  return conn;
+}
+
+describe("coordinator state: restart barrier", () => {
+  test("the restart barrier waits for every peer the images name", () => {
+    const harness = new Harness({ intervalS: 60 });
+    const a = restartWorker(harness, 40000, 2);
+    expect(harness.barrier(a, Barrier.restarted, WorkerState.restarting)).toEqual([]);
+    const b = restartWorker(harness, 41000, 2);
+    const released = sent(harness.barrier(b, Barrier.restarted, WorkerState.restarting));
+    expect(released.map((action) => [action.conn, action.header.kind, action.header.peer_count]))
+      .toEqual([[a, Kind.barrier_released, 2], [b, Kind.barrier_released, 2]]);
+    harness.feed({ type: "tick", nowMs: START_MS + 7_000 });
+    harness.resume(a);
+    expect(harness.state.restartPeerCount).toBe(2);
+    const done = harness.resume(b);
+    expect(logs(done)).toContain("restart complete: 2 workers running");
+    expect(harness.state.nextCheckpointMs).toBe(START_MS + 67_000);
+    const request = sent(harness.command(Command.checkpoint).actions, Kind.checkpoint)[0]!;
+    expect([request.header.generation, request.header.computation_id]).toEqual([4, 0xabcn]);
+  });
+
+  test("every process of the restart joined: one more is refused", () => {
+    const harness = new Harness();
+    restartWorker(harness, 40000, 1);
+    const conn = harness.connect();
+    const actions = harness.message(conn, {
+      kind: Kind.hello_restart, computation_id: 0xabcn, peer_count: 1, worker_id: 41000,
+      state: WorkerState.restarting,
+    }, joinStrings(["late", "node1"]));
+    expect(sent(actions)[0]!.header.status).toBe(Status.wrong_computation);
+  });
+
+  test("resuming before the restart barrier is released is a protocol error", () => {
+    const harness = new Harness();
+    const a = restartWorker(harness, 40000, 2);
+    harness.barrier(a, Barrier.restarted, WorkerState.restarting);
+    expect(closed(harness.resume(a), a)).toBe(true);
   });
 });

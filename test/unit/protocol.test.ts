@@ -7,7 +7,7 @@ import {
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 const unhex = (text: string) => new Uint8Array(Buffer.from(text, "hex"));
 
-function fromVector(fields: Record<string, number | string>) {
+function fromVector(fields: Record<string, number | string | undefined>) {
   const { token, computation_id, ...rest } = fields;
   return header({
     ...(rest as { kind: number }),

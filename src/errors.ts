@@ -36,3 +36,6 @@ export function describe(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
 }
+
+/// An image that restart or inspect must refuse: missing, truncated, corrupt or foreign.
+export class ImageInvalid extends DmtcpError {}

@@ -17,6 +17,7 @@ export const commands: Record<string, () => Promise<CommandModule>> = {
   restart: () => import("./restart"),
   command: () => import("./command"),
   coordinator: () => import("./coordinator"),
+  inspect: () => import("./inspect"),
   "install-links": () => import("./install-links"),
 };
 

@@ -27,6 +27,8 @@ export interface Registration {
   realPid: number;
   intervalS: number | undefined;
   arch: number;
+  /// Present for a restart: the identity recorded in the image.
+  restart?: { workerId: number; computationId: bigint; generation: number; peerCount: number };
 }
 
 export function isLocalHost(host: string): boolean {
@@ -115,12 +117,17 @@ function register(
 
 function hello(fd: number, token: Uint8Array, registration: Registration): number {
   const payload = protocol.joinStrings([registration.name, hostname()]);
+  const restart = registration.restart;
   const message = protocol.header({
-    kind: protocol.Kind.hello_worker,
+    kind: restart ? protocol.Kind.hello_restart : protocol.Kind.hello_worker,
     real_pid: registration.realPid,
-    state: protocol.WorkerState.running,
+    state: restart ? protocol.WorkerState.restarting : protocol.WorkerState.running,
     arch: registration.arch,
     interval_s: registration.intervalS ?? protocol.INTERVAL_UNCHANGED,
+    worker_id: restart?.workerId ?? 0,
+    computation_id: restart?.computationId ?? 0n,
+    generation: restart?.generation ?? 0,
+    peer_count: restart?.peerCount ?? 0,
     token,
   });
   writeAll(fd, protocol.encode(message, payload));
@@ -133,7 +140,16 @@ function hello(fd: number, token: Uint8Array, registration: Registration): numbe
       "Its token file is stale or belongs to another coordinator; set DMTCP_COORD_TOKEN.",
     );
   }
-  throw new CoordinatorError(`the coordinator refused to add this program (status ${reply.status})`);
+  if (reply.status === protocol.Status.wrong_computation) {
+    throw new CoordinatorError(
+      "the coordinator runs another computation",
+      "Restart under a new coordinator (another -p, or -p 0) or end the running computation.",
+    );
+  }
+  throw new CoordinatorError(
+    `the coordinator refused to add this process (status ${reply.status})`,
+    "A checkpoint or restart may be in progress there; retry when it is over.",
+  );
 }
 
 /// Starts `dmtcp coordinator --exit-on-last` in the background; returns its port.

@@ -1,0 +1,66 @@
+// dmtcp inspect IMAGE [--json]: what an image holds, as CRIU's crit shows: the header, the
+// region table, descriptors and threads. The same validation as restart.
+import { defineCommand } from "citty";
+import { UsageError } from "../errors";
+import type { ParsedArgv } from "../args";
+import { Backing, DescriptorKind, ThreadRole, readImage, type Image } from "../format/image";
+
+export default defineCommand({
+  meta: { name: "inspect", description: "Show what a checkpoint image holds" },
+  args: {
+    image: { type: "positional", description: "The image (ckpt_*.dmtcp)" },
+    json: { type: "boolean", description: "Print the full decode as JSON" },
+    "no-verify": { type: "boolean", description: "Skip checksumming the stored memory" },
+    help: { type: "boolean", description: "Show this help" },
+  },
+  run({ args }) {
+    const { positionals, values } = args as unknown as ParsedArgv;
+    if (positionals.length !== 1) throw new UsageError("give exactly one image to inspect");
+    const image = readImage(positionals[0]!, { verifyData: values["no-verify"] !== true });
+    process.stdout.write(values.json === true ? toJson(image) : summary(image));
+  },
+});
+
+const hex = (value: bigint | number) => `0x${value.toString(16)}`;
+const nameOf = (table: Record<string, number>, value: number) =>
+  Object.entries(table).find(([, v]) => v === value)?.[0] ?? String(value);
+
+function protection(bits: number): string {
+  return `${bits & 1 ? "r" : "-"}${bits & 2 ? "w" : "-"}${bits & 4 ? "x" : "-"}`;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+function summary(image: Image): string {
+  const h = image.header;
+  const stored = image.regions.reduce((sum, region) => sum + region.storedBytes, 0);
+  const mapped = image.regions.reduce((sum, region) => sum + Number(region.end - region.start), 0);
+  const lines = [
+    `image: ${image.path}`,
+    `  program ${h.programName}, ${h.archName} (${h.elfClass === 2 ? 64 : 32}-bit), page size ${h.pageSize}`,
+    `  worker ${h.workerId} of computation ${h.computationId.toString(16)}, generation ${h.generation}, ${h.peerCount} peer(s)`,
+    `  written ${new Date(Number(h.creationTimeNs / 1000000n)).toISOString()} by pid ${h.realPid} on kernel ${h.kernelRelease}`,
+    `  cwd ${image.cwd}, umask ${image.umask.toString(8).padStart(3, "0")}`,
+    `regions: ${image.regions.length}, ${mib(mapped)} mapped, ${mib(stored)} stored`,
+    ...image.regions.map((region) =>
+      `  ${hex(region.start).padStart(18)}-${hex(region.end).padEnd(18)} ${protection(region.protection)}` +
+      ` ${region.flags & 1 ? "s" : "p"} ${nameOf(Backing, region.backing).padEnd(9)}` +
+      ` ${mib(region.storedBytes).padStart(10)}  ${region.path}`),
+    `descriptors: ${image.descriptors.length}`,
+    ...image.descriptors.map((descriptor) =>
+      `  ${String(descriptor.fd).padStart(4)} ${nameOf(DescriptorKind, descriptor.kind).padEnd(11)}` +
+      ` flags ${hex(descriptor.openFlags).padEnd(8)} offset ${descriptor.offset}  ${descriptor.path}`),
+    `threads: ${image.threads.length}`,
+    ...image.threads.map((thread) =>
+      `  tid ${thread.tid} ${nameOf(ThreadRole, thread.role)} pc ${hex(thread.instructionPointer)}` +
+      ` sp ${hex(thread.stackPointer)} tp ${hex(thread.threadPointer)}`),
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+function toJson(image: Image): string {
+  return `${JSON.stringify(image, (_key, value) =>
+    typeof value === "bigint" ? `0x${value.toString(16)}` : value, 2)}\n`;
+}

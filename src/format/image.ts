@@ -1,0 +1,340 @@
+// Mirror of core/format/image.zig: reads and validates checkpoint images for `dmtcp restart`
+// (which refuses a bad image before any process is replaced) and `dmtcp inspect`.
+// test/unit/format-mirror.test.ts checks the layouts against `zig build format-manifest`.
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { ImageInvalid } from "../errors";
+
+export const IMAGE_MAGIC = 0x474d495043544d44n;
+export const IMAGE_VERSION = 1;
+export const HEADER_SIZE = 4096;
+export const RECORD_HEADER_SIZE = 32;
+export const BODY_SIZE_MAX = 64 * 1024;
+
+export const RecordTag = { process: 1, region: 2, thread: 3, descriptor: 4 } as const;
+export const Backing = {
+  anonymous: 1, heap: 2, stack: 3, file: 4, vdso: 5, vvar: 6, vvar_vclock: 7,
+} as const;
+export const DescriptorKind = {
+  regular: 1, directory: 2, dev_null: 3, inherit: 4, unsupported: 5,
+} as const;
+export const ThreadRole = { main: 1, checkpoint: 2, other: 3 } as const;
+export const ARCH_NAMES: Record<number, string> = { 1: "x86_64", 2: "i386", 3: "aarch64", 4: "armv7" };
+
+type FieldType = "u8" | "u16" | "u32" | "i32" | "u64" | `bytes${number}`;
+type Layout = ReadonlyArray<readonly [string, number, FieldType]>;
+
+/// Field offsets of each struct, as in the Zig extern structs (checked by the mirror test).
+export const LAYOUTS: Record<string, Layout> = {
+  Header: [
+    ["magic", 0, "u64"], ["version", 8, "u16"], ["arch", 10, "u16"], ["elf_class", 12, "u8"],
+    ["reserved0", 13, "bytes3"], ["page_size", 16, "u32"], ["header_size", 20, "u32"],
+    ["record_count", 24, "u32"], ["worker_id", 28, "u32"], ["creation_time_ns", 32, "u64"],
+    ["computation_id", 40, "u64"], ["generation", 48, "u32"], ["peer_count", 52, "u32"],
+    ["real_pid", 56, "u32"], ["reserved2", 60, "u32"], ["image_size", 64, "u64"],
+    ["records_checksum", 72, "u64"], ["restart_entry", 80, "u64"],
+    ["restart_thread_pointer", 88, "u64"], ["program_name", 96, "bytes256"],
+    ["kernel_release", 352, "bytes65"], ["reserved1", 417, "bytes3671"],
+    ["header_checksum", 4088, "u64"],
+  ],
+  RecordHeader: [
+    ["tag", 0, "u16"], ["layout", 2, "u16"], ["body_size", 4, "u32"], ["data_size", 8, "u64"],
+    ["body_checksum", 16, "u64"], ["data_checksum", 24, "u64"],
+  ],
+  Process: [
+    ["umask", 0, "u32"], ["checkpoint_signal", 4, "u32"], ["start_code", 8, "u64"],
+    ["end_code", 16, "u64"], ["start_data", 24, "u64"], ["end_data", 32, "u64"],
+    ["start_brk", 40, "u64"], ["brk", 48, "u64"], ["start_stack", 56, "u64"],
+    ["arg_start", 64, "u64"], ["arg_end", 72, "u64"], ["env_start", 80, "u64"],
+    ["env_end", 88, "u64"], ["comm", 96, "bytes16"], ["cwd_size", 112, "u32"],
+    ["reserved", 116, "u32"],
+  ],
+  Region: [
+    ["start", 0, "u64"], ["end", 8, "u64"], ["file_offset", 16, "u64"], ["page_count", 24, "u64"],
+    ["protection", 32, "u32"], ["flags", 36, "u32"], ["backing", 40, "u16"],
+    ["reserved", 42, "u16"], ["path_size", 44, "u32"], ["run_count", 48, "u32"],
+    ["reserved1", 52, "u32"],
+  ],
+  Run: [["page_index", 0, "u64"], ["page_count", 8, "u64"]],
+  Thread: [
+    ["tid", 0, "u32"], ["role", 4, "u16"], ["reserved", 6, "u16"], ["thread_pointer", 8, "u64"],
+    ["stack_pointer", 16, "u64"], ["instruction_pointer", 24, "u64"],
+  ],
+  Descriptor: [
+    ["fd", 0, "i32"], ["kind", 4, "u16"], ["reserved", 6, "u16"], ["open_flags", 8, "u32"],
+    ["fd_flags", 12, "u32"], ["offset", 16, "u64"], ["path_size", 24, "u32"],
+    ["reserved1", 28, "u32"],
+  ],
+};
+
+export const STRUCT_SIZES: Record<string, number> = {
+  Header: 4096, RecordHeader: 32, Process: 120, Region: 56, Run: 16, Thread: 32, Descriptor: 32,
+};
+
+export function fieldSize(type: FieldType): number {
+  if (type.startsWith("bytes")) return Number(type.slice(5));
+  return { u8: 1, u16: 2, u32: 4, i32: 4, u64: 8 }[type as "u8"];
+}
+
+type Value = number | bigint | Uint8Array;
+
+function decodeStruct(name: string, bytes: Uint8Array, at = 0): Record<string, Value> {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + at, STRUCT_SIZES[name]);
+  const out: Record<string, Value> = {};
+  for (const [field, offset, type] of LAYOUTS[name]!) {
+    if (type === "u8") out[field] = view.getUint8(offset);
+    else if (type === "u16") out[field] = view.getUint16(offset, true);
+    else if (type === "u32") out[field] = view.getUint32(offset, true);
+    else if (type === "i32") out[field] = view.getInt32(offset, true);
+    else if (type === "u64") out[field] = view.getBigUint64(offset, true);
+    else out[field] = bytes.subarray(at + offset, at + offset + fieldSize(type));
+  }
+  return out;
+}
+
+const text = (bytes: Value) => new TextDecoder().decode(bytes as Uint8Array).replace(/\0.*$/s, "");
+const num = (value: Value) => Number(value as bigint | number);
+const hash = (bytes: Uint8Array) => BigInt.asUintN(64, BigInt(Bun.hash.xxHash64(bytes, 0n)));
+
+export interface ImageHeader {
+  arch: number;
+  archName: string;
+  elfClass: number;
+  pageSize: number;
+  recordCount: number;
+  workerId: number;
+  creationTimeNs: bigint;
+  computationId: bigint;
+  generation: number;
+  peerCount: number;
+  realPid: number;
+  imageSize: number;
+  programName: string;
+  kernelRelease: string;
+}
+
+export interface RegionInfo {
+  start: bigint;
+  end: bigint;
+  protection: number;
+  flags: number;
+  backing: number;
+  fileOffset: bigint;
+  path: string;
+  pageCount: number;
+  storedBytes: number;
+}
+
+export interface DescriptorInfo {
+  fd: number;
+  kind: number;
+  openFlags: number;
+  offset: bigint;
+  path: string;
+}
+
+export interface ThreadInfo {
+  tid: number;
+  role: number;
+  threadPointer: bigint;
+  stackPointer: bigint;
+  instructionPointer: bigint;
+}
+
+export interface Image {
+  path: string;
+  header: ImageHeader;
+  cwd: string;
+  umask: number;
+  regions: RegionInfo[];
+  descriptors: DescriptorInfo[];
+  threads: ThreadInfo[];
+}
+
+class Reader {
+  constructor(readonly path: string, readonly fd: number, readonly size: number) {}
+
+  bytes(offset: number, length: number, what: string): Uint8Array {
+    if (offset + length > this.size) {
+      throw new ImageInvalid(
+        `${this.path}: truncated: ${what} ends at byte ${offset + length} of ${this.size}`,
+        "The checkpoint was cut short (full disk or a killed copy); use an earlier image.",
+      );
+    }
+    const buffer = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const got = readSync(this.fd, buffer, done, length - done, offset + done);
+      if (got <= 0) throw new ImageInvalid(`${this.path}: read failed at byte ${offset + done}`);
+      done += got;
+    }
+    return buffer;
+  }
+}
+
+/// Reads and validates a whole image; throws ImageInvalid naming the file and the problem.
+/// With `verifyData` every stored page is checksummed too (restart does; inspect may skip).
+export function readImage(path: string, { verifyData = true } = {}): Image {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ImageInvalid(
+      code === "ENOENT" ? `${path}: no such image` : `${path}: cannot open it (${code})`,
+    );
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new ImageInvalid(`${path}: not a regular file`);
+    const reader = new Reader(path, fd, stat.size);
+    const header = readHeader(reader);
+    return readRecords(reader, header, verifyData);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readHeader(reader: Reader): ImageHeader {
+  const path = reader.path;
+  const head = reader.bytes(0, Math.min(reader.size, HEADER_SIZE), "the header");
+  if (head.length < 8 || decodeMagic(head) !== IMAGE_MAGIC) {
+    const dmtcp = new TextDecoder().decode(head.subarray(0, 23)) === "DMTCP_CHECKPOINT_IMAGE_";
+    const gzip = head[0] === 0x1f && head[1] === 0x8b;
+    throw new ImageInvalid(
+      dmtcp || gzip
+        ? `${path}: this looks like an image of the original DMTCP, whose format we do not read`
+        : `${path}: not a dmtcp checkpoint image`,
+    );
+  }
+  const bytes = reader.bytes(0, HEADER_SIZE, "the header");
+  const raw = decodeStruct("Header", bytes);
+  if (num(raw.version!) !== IMAGE_VERSION) {
+    throw new ImageInvalid(`${path}: image format version ${num(raw.version!)}; this dmtcp reads ${IMAGE_VERSION}`);
+  }
+  if (hash(bytes.subarray(0, HEADER_SIZE - 8)) !== raw.header_checksum) {
+    throw new ImageInvalid(`${path}: corrupt: the header's checksum does not match`);
+  }
+  const header: ImageHeader = {
+    arch: num(raw.arch!), archName: ARCH_NAMES[num(raw.arch!)] ?? `unknown(${num(raw.arch!)})`,
+    elfClass: num(raw.elf_class!), pageSize: num(raw.page_size!),
+    recordCount: num(raw.record_count!), workerId: num(raw.worker_id!),
+    creationTimeNs: raw.creation_time_ns as bigint, computationId: raw.computation_id as bigint,
+    generation: num(raw.generation!), peerCount: num(raw.peer_count!), realPid: num(raw.real_pid!),
+    imageSize: num(raw.image_size!), programName: text(raw.program_name!),
+    kernelRelease: text(raw.kernel_release!),
+  };
+  if (reader.size < header.imageSize) {
+    throw new ImageInvalid(
+      `${path}: truncated: ${reader.size} of ${header.imageSize} bytes`,
+      "The checkpoint was cut short (full disk or a killed copy); use an earlier image.",
+    );
+  }
+  if (reader.size > header.imageSize) {
+    throw new ImageInvalid(`${path}: corrupt: ${reader.size} bytes where ${header.imageSize} were written`);
+  }
+  return header;
+}
+
+function decodeMagic(bytes: Uint8Array): bigint {
+  return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+}
+
+function alignForward(value: number, alignment: number): number {
+  return Math.ceil(value / alignment) * alignment;
+}
+
+function readRecords(reader: Reader, header: ImageHeader, verifyData: boolean): Image {
+  const image: Image = {
+    path: reader.path, header, cwd: "", umask: 0, regions: [], descriptors: [], threads: [],
+  };
+  const folded: Uint8Array[] = [];
+  let offset = HEADER_SIZE;
+  for (let index = 0; index < header.recordCount; index++) {
+    const what = `record ${index + 1} of ${header.recordCount}`;
+    const record = decodeStruct("RecordHeader", reader.bytes(offset, RECORD_HEADER_SIZE, what));
+    const bodySize = num(record.body_size!);
+    const dataSize = num(record.data_size!);
+    if (bodySize > BODY_SIZE_MAX) throw new ImageInvalid(`${reader.path}: corrupt: ${what} is too large`);
+    const recordBytes = reader.bytes(offset, RECORD_HEADER_SIZE + bodySize, what);
+    const body = recordBytes.subarray(RECORD_HEADER_SIZE);
+    const checked = new Uint8Array(16 + bodySize);
+    checked.set(recordBytes.subarray(0, 16));
+    checked.set(body, 16);
+    if (hash(checked) !== record.body_checksum) {
+      throw new ImageInvalid(`${reader.path}: corrupt: ${what} fails its checksum`);
+    }
+    const bodyEnd = alignForward(offset + RECORD_HEADER_SIZE + bodySize, 8);
+    const dataOffset = dataSize === 0 ? bodyEnd : alignForward(bodyEnd, header.pageSize);
+    if (dataSize > 0 && verifyData) {
+      const data = reader.bytes(dataOffset, dataSize, `${what}'s memory`);
+      if (hash(data) !== record.data_checksum) {
+        throw new ImageInvalid(`${reader.path}: corrupt: the memory of ${what} fails its checksum`);
+      }
+    } else if (dataOffset + dataSize > reader.size) {
+      reader.bytes(dataOffset, dataSize, `${what}'s memory`);
+    }
+    folded.push(checksumPair(record));
+    addRecord(image, num(record.tag!), body, dataSize, reader.path, what);
+    offset = dataOffset + dataSize;
+  }
+  checkFold(reader, header, folded, offset);
+  return image;
+}
+
+function checksumPair(record: Record<string, Value>): Uint8Array {
+  const pair = new Uint8Array(16);
+  const view = new DataView(pair.buffer);
+  view.setBigUint64(0, record.body_checksum as bigint, true);
+  view.setBigUint64(8, record.data_checksum as bigint, true);
+  return pair;
+}
+
+function checkFold(reader: Reader, header: ImageHeader, pairs: Uint8Array[], end: number): void {
+  const all = new Uint8Array(pairs.length * 16);
+  pairs.forEach((pair, index) => all.set(pair, index * 16));
+  const bytes = reader.bytes(0, HEADER_SIZE, "the header");
+  const expected = decodeStruct("Header", bytes).records_checksum as bigint;
+  if (hash(all) !== expected) {
+    throw new ImageInvalid(`${reader.path}: corrupt: its records do not match the header`);
+  }
+  if (end !== header.imageSize) {
+    throw new ImageInvalid(`${reader.path}: corrupt: records end at ${end}, not ${header.imageSize}`);
+  }
+}
+
+function addRecord(image: Image, tag: number, body: Uint8Array, dataSize: number, path: string, what: string) {
+  const bad = () => new ImageInvalid(`${path}: corrupt: ${what} is malformed`);
+  const after = (size: number, length: number) => text(body.subarray(size, size + length)) ;
+  if (tag === RecordTag.process) {
+    if (body.length < STRUCT_SIZES.Process!) throw bad();
+    const process = decodeStruct("Process", body);
+    image.cwd = new TextDecoder().decode(body.subarray(120, 120 + num(process.cwd_size!)));
+    image.umask = num(process.umask!);
+  } else if (tag === RecordTag.region) {
+    if (body.length < STRUCT_SIZES.Region!) throw bad();
+    const region = decodeStruct("Region", body);
+    image.regions.push({
+      start: region.start as bigint, end: region.end as bigint,
+      protection: num(region.protection!), flags: num(region.flags!), backing: num(region.backing!),
+      fileOffset: region.file_offset as bigint, path: after(56, num(region.path_size!)),
+      pageCount: num(region.page_count!), storedBytes: dataSize,
+    });
+  } else if (tag === RecordTag.thread) {
+    if (body.length !== STRUCT_SIZES.Thread!) throw bad();
+    const thread = decodeStruct("Thread", body);
+    image.threads.push({
+      tid: num(thread.tid!), role: num(thread.role!), threadPointer: thread.thread_pointer as bigint,
+      stackPointer: thread.stack_pointer as bigint,
+      instructionPointer: thread.instruction_pointer as bigint,
+    });
+  } else if (tag === RecordTag.descriptor) {
+    if (body.length < STRUCT_SIZES.Descriptor!) throw bad();
+    const descriptor = decodeStruct("Descriptor", body);
+    image.descriptors.push({
+      fd: num(descriptor.fd!), kind: num(descriptor.kind!), openFlags: num(descriptor.open_flags!),
+      offset: descriptor.offset as bigint, path: after(32, num(descriptor.path_size!)),
+    });
+  } else {
+    throw new ImageInvalid(`${path}: corrupt: ${what} has unknown tag ${tag}`);
+  }
+}

@@ -47,6 +47,12 @@ export async function nativeDirectory(env: Env): Promise<string> {
   const failures: string[] = [];
   for (const root of cacheRoots(env)) {
     const directory = join(root, embedded.hash);
+    // Code we preload into programs must come from a directory only this user can write.
+    const unsafe = foreignOwner(root);
+    if (unsafe) {
+      failures.push(`${root}: ${unsafe}`);
+      continue;
+    }
     if (existsSync(directory)) return directory;
     try {
       await extract(root, directory);
@@ -59,6 +65,14 @@ export async function nativeDirectory(env: Env): Promise<string> {
     `cannot write dmtcp's native files to any cache directory (${failures.join("; ")})`,
     "Set XDG_CACHE_HOME or DMTCP_TMPDIR to a writable directory.",
   );
+}
+
+function foreignOwner(root: string): string | undefined {
+  if (!existsSync(root)) return undefined;
+  const stat = statSync(root);
+  if (stat.uid !== process.getuid?.()) return `owned by uid ${stat.uid}, not you`;
+  if ((stat.mode & 0o022) !== 0) return "writable by other users";
+  return undefined;
 }
 
 async function extract(root: string, directory: string): Promise<void> {

@@ -196,6 +196,7 @@ export function readImage(path: string, { verifyData = true } = {}): Image {
 
 function readHeader(reader: Reader): ImageHeader {
   const path = reader.path;
+  if (reader.size === 0) throw new ImageInvalid(`${path}: empty file, not an image`);
   const head = reader.bytes(0, Math.min(reader.size, HEADER_SIZE), "the header");
   if (head.length < 8 || decodeMagic(head) !== IMAGE_MAGIC) {
     const dmtcp = new TextDecoder().decode(head.subarray(0, 23)) === "DMTCP_CHECKPOINT_IMAGE_";

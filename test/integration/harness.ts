@@ -139,3 +139,17 @@ export class Running {
     return await this.child.exited;
   }
 }
+
+/// The newest image of `name` under `directory` (ckpt_<name>_<id>.dmtcp).
+export function findImage(directory: string, name: string): string | undefined {
+  const { readdirSync } = require("node:fs") as typeof import("node:fs");
+  const images = readdirSync(directory).filter(
+    (file) => file.startsWith(`ckpt_${name}_`) && file.endsWith(".dmtcp"),
+  );
+  return images.length === 1 ? join(directory, images[0]!) : undefined;
+}
+
+/// Lines of a running program parsed as numbers from their first field.
+export function numbers(running: Running): number[] {
+  return running.lines().map((line) => Number(line.split(" ")[0]));
+}

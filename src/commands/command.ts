@@ -145,7 +145,9 @@ async function perform(
     if (reply.status === Status.success) return 0;
     if (!json) {
       if (reply.status === Status.not_running) process.stderr.write(`${NOT_RUNNING_TEXT}\n`);
-      else process.stderr.write(`Coordinator refused the command (status ${reply.status}).\n`);
+      else if (reply.status === Status.checkpoint_failed) {
+        process.stderr.write(`checkpoint failed: ${reply.detail ?? "see the workers' messages"}\n`);
+      } else process.stderr.write(`Coordinator refused the command (status ${reply.status}).\n`);
     }
     return 2;
   } catch (error) {

@@ -157,8 +157,10 @@ class Exchange {
       this.fail(new CoordinatorNoReply(host, port, `unexpected message kind ${reply.kind}`));
       return;
     }
-    const listText = command === Command.list ? new TextDecoder().decode(payload) : undefined;
+    const text = payload.length > 0 ? new TextDecoder().decode(payload) : undefined;
+    const listText = command === Command.list ? text : undefined;
     this.succeed({
+      detail: command === Command.list ? undefined : text,
       command,
       status: reply.status,
       peerCount: reply.peer_count,

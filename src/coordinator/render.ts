@@ -13,6 +13,8 @@ export interface Reply {
   intervalS: number;
   /// The `--list` text, for Command.list only.
   listText?: string;
+  /// Why a command failed, when the coordinator says (a failed blocking checkpoint).
+  detail?: string;
 }
 
 /// No coordinator answered; only the JSON form reports this (DMT_COORD_NOT_FOUND).

@@ -501,10 +501,12 @@ function onCommand(state: State, conn: ConnId, message: Header, actions: Action[
   if (message.command === Command.quit) exit(state, 0, actions);
 }
 
+/// `detail` says why a command failed; it travels as the reply's payload.
 function answer(
   state: State, conn: ConnId, command: number, status: number, actions: Action[],
+  detail?: string,
 ): void {
-  const text = command === Command.list ? listText(state) : undefined;
+  const text = command === Command.list ? listText(state) : detail;
   const payload = text === undefined ? undefined : new TextEncoder().encode(text);
   const result = resultHeader(state, command, status);
   actions.push({ type: "send", conn, header: result, payload });
@@ -759,7 +761,8 @@ function completeIfImagesIn(state: State, actions: Action[]): void {
     const message = `checkpoint ${checkpoint.generation} failed: ${failure}`;
     actions.push({ type: "log", level: "warn", message });
   }
-  answerWaiting(state, failure === undefined ? Status.success : Status.checkpoint_failed, actions);
+  answerWaiting(state, failure === undefined ? Status.success : Status.checkpoint_failed, actions,
+    failure);
 }
 
 function checkpointFailure(checkpoint: Checkpoint): string | undefined {
@@ -796,9 +799,13 @@ function restartScript(state: State, checkpoint: Checkpoint): RestartScript {
   };
 }
 
-function answerWaiting(state: State, status: number, actions: Action[]): void {
+function answerWaiting(
+  state: State, status: number, actions: Action[], detail?: string,
+): void {
   const waiting = state.checkpoint?.waiting.splice(0) ?? [];
-  for (const conn of waiting) answer(state, conn, Command.blocking_checkpoint, status, actions);
+  for (const conn of waiting) {
+    answer(state, conn, Command.blocking_checkpoint, status, actions, detail);
+  }
 }
 
 /// The checkpoint or restart is over once every worker runs again: the interval counts anew.
@@ -827,7 +834,7 @@ function abandonCheckpoint(state: State, reason: string, actions: Action[]): voi
     checkpoint.done = true;
     const message = `checkpoint ${checkpoint.generation} abandoned: ${reason}`;
     actions.push({ type: "log", level: "warn", message });
-    answerWaiting(state, Status.checkpoint_failed, actions);
+    answerWaiting(state, Status.checkpoint_failed, actions, reason);
   }
   state.checkpoint = undefined;
   state.currentBarrier = Barrier.none;

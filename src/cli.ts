@@ -1,13 +1,13 @@
 // The root of the `dmtcp` executable: picks the tool (by link name or first word), parses its
 // options strictly, runs it, and turns every failure into one message and an exit code.
-import { renderUsage, type CommandDef } from "citty";
+import type { CommandDef } from "citty";
 import { basename } from "node:path";
 import { parseArgv } from "./args";
 import { commands, toolNames, type CommandModule } from "./commands/index";
 import { DmtcpError, describe, failCode, UsageError } from "./errors";
-import { log, setQuiet } from "./log";
 import { nativeHash, setNatives, type NativeSet } from "./native/cache";
-import { quietLevel } from "./options";
+// Loaded only when needed: start-up time is part of every `dmtcp launch`.
+const logger = () => import("./log");
 
 export const VERSION = "0.1.0";
 
@@ -36,7 +36,6 @@ export async function main(natives: NativeSet, argv0: string, argv: string[]): P
   const [name, rest] = tool ? [tool, argv] : [argv[0], argv.slice(1)];
   let module: CommandModule | undefined;
   try {
-    setQuiet(Number(env.DMTCP_QUIET ?? 0) || 0, env);
     if (name === undefined || name === "--help" || name === "help") {
       process.stdout.write(ROOT_HELP);
       process.exit(name === undefined ? failCode(env) : 0);
@@ -53,7 +52,7 @@ export async function main(natives: NativeSet, argv0: string, argv: string[]): P
     const code = await runTool(module, tool ? basename(argv0) : `dmtcp ${name}`, rest);
     process.exit(code);
   } catch (error) {
-    process.exit(report(error, module, env));
+    process.exit(await report(error, module, env));
   }
 }
 
@@ -63,8 +62,10 @@ async function runTool(module: CommandModule, shown: string, argv: string[]): Pr
   const parsed = module.parse
     ? module.parse(argv)
     : parseArgv(argv, definitions, { stopAtPositional: module.stopAtPositional ?? false });
-  setQuiet(quietLevel(parsed, process.env), process.env);
+  const { quietLevel } = await import("./options");
+  (await logger()).setQuiet(quietLevel(parsed, process.env), process.env);
   if (parsed.values.help === true) {
+    const { renderUsage } = await import("citty");
     process.stdout.write(`${await renderUsage(command)}\n`);
     return 0;
   }
@@ -86,8 +87,13 @@ const USER_ERRORS = new Set([
   "CoordinatorNoReply",
 ]);
 
-function report(error: unknown, module: CommandModule | undefined, env: NodeJS.ProcessEnv): number {
+async function report(
+  error: unknown,
+  module: CommandModule | undefined,
+  env: NodeJS.ProcessEnv,
+): Promise<number> {
   const code = module?.failureCode?.(error) ?? failCode(env);
+  const { log } = await logger();
   if (error instanceof DmtcpError || USER_ERRORS.has((error as Error)?.name)) {
     log.error(describe(error));
   } else {

@@ -213,6 +213,8 @@ fn addTestPrograms(
             .flags = &.{ "-std=gnu11", "-Wall", "-Werror", "-pthread" },
         });
         module.linkSystemLibrary("pthread", .{});
+        // glibc 2.17 keeps timer_create in librt.
+        module.linkSystemLibrary("rt", .{});
         const exe = b.addExecutable(.{
             .name = name,
             .root_module = module,

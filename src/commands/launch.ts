@@ -5,13 +5,12 @@ import { basename } from "node:path";
 import { writeFileSync, renameSync } from "node:fs";
 import { commonArgs, coordinatorArgs } from "./_shared";
 import { ProgramError, UsageError } from "../errors";
-import * as protocol from "../format/protocol";
 import type { ParsedArgv } from "../args";
 import * as options from "../options";
 import { findProgram, inspectProgram, type ProgramInfo } from "../native/elf";
 import { carriedArchs, nativeDirectory, runtimeLibrary } from "../native/cache";
 import { execve, keepAcrossExec } from "../native/libc";
-import { hex, joinComputation, type Joined } from "../worker/join";
+import { coordinatorEnv, joinComputation, type Joined } from "../worker/join";
 
 export const args = {
   ...coordinatorArgs,
@@ -120,11 +119,7 @@ function programEnv(env: options.Env, setup: ProgramSetup): Record<string, strin
   const original = env.LD_PRELOAD;
   if (original) result.DMTCP_ORIG_LD_PRELOAD = original;
   result.LD_PRELOAD = original ? `${setup.library}:${original}` : setup.library;
-  result.DMTCP_COORD_HOST = setup.joined.host;
-  result.DMTCP_COORD_PORT = String(setup.joined.port);
-  result.DMTCP_COORD_ADDR = setup.joined.address;
-  result.DMTCP_COORD_TOKEN = hex(setup.joined.token);
-  result.DMTCP_COORD_FD = `${pad(setup.joined.fd)}:${pad(process.pid)}`;
+  Object.assign(result, coordinatorEnv(setup.joined));
   result.DMTCP_CHECKPOINT_DIR = setup.ckptDir;
   result.DMTCP_TMPDIR = setup.tmpDir;
   result.DMTCP_NATIVE_DIR = setup.natives;
@@ -135,9 +130,3 @@ function programEnv(env: options.Env, setup: ProgramSetup): Record<string, strin
   delete result.DMTCP_CHECKPOINT_INTERVAL;
   return result;
 }
-
-function pad(value: number): string {
-  return String(value).padStart(10, "0");
-}
-
-export { protocol };

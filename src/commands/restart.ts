@@ -12,7 +12,7 @@ import { readImage, type Image } from "../format/image";
 import { carriedArchs, nativeDirectory, restartProgram } from "../native/cache";
 import type { ArchName } from "../native/elf";
 import { execve, keepAcrossExec } from "../native/libc";
-import { hex, joinComputation } from "../worker/join";
+import { coordinatorEnv, joinComputation } from "../worker/join";
 import { writePortFile } from "./launch";
 
 export const args = {
@@ -112,11 +112,7 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
   if (target.portFile) writePortFile(target.portFile, joined.port);
   const program = restartProgram(natives, image.header.archName as ArchName);
   const restartEnv: Record<string, string> = {
-    DMTCP_COORD_HOST: joined.host,
-    DMTCP_COORD_PORT: String(joined.port),
-    DMTCP_COORD_ADDR: joined.address,
-    DMTCP_COORD_TOKEN: hex(joined.token),
-    DMTCP_COORD_FD: `${pad(joined.fd)}:${pad(process.pid)}`,
+    ...coordinatorEnv(joined),
     DMTCP_CHECKPOINT_DIR: ckptDir,
     DMTCP_TMPDIR: options.tmpDir(parsed, env),
     DMTCP_QUIET: String(options.quietLevel(parsed, env)),
@@ -124,8 +120,4 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
   keepAcrossExec(joined.fd);
   const code = execve(program, [basename(program), image.path], restartEnv);
   throw new ProgramError(`cannot run the restart program ${program} (errno ${code})`);
-}
-
-function pad(value: number): string {
-  return String(value).padStart(10, "0");
 }

@@ -90,6 +90,20 @@ export function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString("hex");
 }
 
+/// The variables through which the runtime finds its coordinator and adopts the connection
+/// (core/runtime/environment.zig reads them; DMTCP_COORD_FD is fixed-width so it can be
+/// rewritten in place).
+export function coordinatorEnv(joined: Joined): Record<string, string> {
+  const pad = (value: number) => String(value).padStart(10, "0");
+  return {
+    DMTCP_COORD_HOST: joined.host,
+    DMTCP_COORD_PORT: String(joined.port),
+    DMTCP_COORD_ADDR: joined.address,
+    DMTCP_COORD_TOKEN: hex(joined.token),
+    DMTCP_COORD_FD: `${pad(joined.fd)}:${pad(process.pid)}`,
+  };
+}
+
 function register(
   fd: number,
   host: string,

@@ -71,7 +71,14 @@ export async function joinComputation(
     );
   }
   const token = crypto.getRandomValues(new Uint8Array(protocol.TOKEN_SIZE));
-  port = await startCoordinator(port, token, env, coordinatorArgs);
+  try {
+    port = await startCoordinator(port, token, env, coordinatorArgs);
+  } catch (error) {
+    // Two launches at once on one port: the other started it first, so join theirs.
+    const fd = target.mode === "any" ? tryConnect(address, port) : undefined;
+    if (fd === undefined) throw error;
+    return register(fd, target.host, address, port, registration, env);
+  }
   const fd = tryConnect(address, port);
   if (fd === undefined) throw new CoordinatorError(`the new coordinator on port ${port} vanished`);
   return register(fd, target.host, address, port, registration, { ...env, DMTCP_COORD_TOKEN: hex(token) });

@@ -114,3 +114,20 @@ describe("dmtcp launch", () => {
     expect(custom.code).toBe(42);
   });
 });
+
+describe("dmtcp launch on a shared port", () => {
+  test("launches racing to start a coordinator on one port all join the same one", async () => {
+    const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const port = String(probe.port);
+    probe.stop(true);
+    const launches = [0, 1, 2].map(() =>
+      sandbox.spawn([DMTCP, "launch", "-p", port, program("counter"), "20"]));
+    await until(() => {
+      const peers = sandbox.status(Number(port)).peers;
+      if (peers === 3) return true;
+      throw new Error(`${peers} joined; ${launches.map((launch) => launch.stderr).join(" | ")}`);
+    }, { what: "all three to join" });
+    for (const launch of launches) launch.child.kill("SIGKILL");
+    sandbox.run(["command", "-p", port, "--quit"]);
+  });
+});

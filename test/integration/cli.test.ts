@@ -16,7 +16,7 @@ describe("the dmtcp executable", () => {
 
   test("the arm64 executable runs under qemu-aarch64", () => {
     const result = Bun.spawnSync(["qemu-aarch64-static", DMTCP_ARM64, "--version"], {
-      env: { ...process.env, QEMU_LD_PREFIX: "/usr/aarch64-linux-gnu" },
+      env: { ...process.env, QEMU_LD_PREFIX: "/" },
     });
     expect(result.stderr.toString()).toBe("");
     expect(result.stdout.toString()).toMatch(/^dmtcp \(dmtcp\)/);
@@ -120,5 +120,25 @@ describe("the dmtcp executable", () => {
     const result = Bun.spawnSync([DMTCP, "--version"], { cwd: "/", env: { PATH: "/usr/bin:/bin" } });
     expect(result.exitCode).toBe(0);
     expect(ROOT.length).toBeGreaterThan(0);
+  });
+});
+
+describe("the arm64 executable under qemu-user", () => {
+  test("launches aarch64 and armv7 programs that register with its coordinator", async () => {
+    const portFile = sandbox.path("arm-port");
+    const coordinator = sandbox.spawn([DMTCP_ARM64, "coordinator", "-p", "0", "--port-file", portFile]);
+    const port = await until(() => (existsSync(portFile) ? Bun.file(portFile).text() : ""), {
+      timeoutMs: 30000, what: "the emulated coordinator",
+    });
+    for (const arch of ["aarch64", "armv7"]) {
+      const counter = sandbox.spawn([DMTCP_ARM64, "launch", "-p", port, program("counter", arch), "20"]);
+      await until(() => sandbox.run(["command", "-p", port, "-l"]).stdout.includes(
+        `counter[`), { timeoutMs: 30000, what: `the ${arch} program to register` });
+      expect(sandbox.status(Number(port)).peers).toBe(1);
+      counter.child.kill("SIGKILL");
+      await counter.exited();
+      await until(() => sandbox.status(Number(port)).peers === 0, { timeoutMs: 30000 });
+    }
+    coordinator.child.kill("SIGTERM");
   });
 });

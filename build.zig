@@ -171,6 +171,8 @@ fn addRestart(
             // It must run while the saved program's memory is being mapped back, so it
             // cannot depend on where the kernel loads it: static position-independent.
             .pic = true,
+            // One thread and no TLS: after it moves itself, nothing may point at the old copy.
+            .single_threaded = true,
             .imports = &.{
                 .{ .name = "format", .module = modules.format },
                 .{ .name = "arch", .module = modules.arch },

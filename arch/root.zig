@@ -21,7 +21,24 @@ comptime {
         std.debug.assert(arch.name.len > 0);
         std.debug.assert(arch.elf_machine != .NONE);
         std.debug.assert(arch.pointer_size == 4 or arch.pointer_size == 8);
+        std.debug.assert(arch.glibc_tid_offset % 4 == 0);
+        std.debug.assert(arch.relocation_relative != 0);
+        std.debug.assert(@TypeOf(arch.supported) == bool);
+        // Registers and context, TLS, stack switch, cache flush.
+        for (.{
+            "Context",               "saveContext",   "restoreContext",   "stackPointer",
+            "instructionPointer",    "threadPointer", "setThreadPointer", "jumpOnStack",
+            "flushInstructionCache",
+        }) |declaration| {
+            if (!@hasDecl(arch, declaration)) {
+                @compileError(arch.name ++ " lacks " ++ declaration);
+            }
+        }
     }
+}
+
+test {
+    _ = current;
 }
 
 test "arch: current matches the compiled pointer size" {

@@ -17,7 +17,42 @@ pub const handshake_timeout_ms = 2000;
 /// Messages a worker drains before giving up on a misbehaving coordinator.
 pub const message_count_max = 1 << 30;
 
+/// Threads of one process we suspend and restore; each costs one slot of the thread table.
+pub const threads_max = 1024;
+/// Open descriptors recorded per image; more than this fails the checkpoint loudly.
+pub const fds_max = 4096;
+/// Mappings of one process: the kernel's default vm.max_map_count is 65530.
+pub const regions_max = 65536;
+/// /proc/self/maps text read in one go: a line is about 100 bytes plus its path, so this
+/// holds regions_max typical lines. Reserved NORESERVE: only what is read costs memory.
+pub const maps_size_max = 8 * 1024 * 1024;
+/// Runs of stored pages in one region record: a region with more is split into several
+/// records, so that a record's body stays bounded (1024 runs = 16 KiB).
+pub const region_runs_max = 1024;
+/// Pages whose /proc/self/pagemap entries are read at once (8 bytes each: 512 KiB).
+pub const pagemap_pages_max = 64 * 1024;
+/// iovecs per writev: the kernel's IOV_MAX.
+pub const iovecs_max = 1024;
+/// mtcp_restart's buffer for reading and checking the image (one read per chunk).
+pub const restart_read_size = 1024 * 1024;
+/// The stack mtcp_restart runs on after it moves itself, which the restored runtime's entry
+/// also uses until every thread is back on its own stack.
+pub const restart_stack_size = 1024 * 1024;
+/// DMTCP_* variables mtcp_restart hands to the restored runtime.
+pub const restart_env_size_max = 64 * 1024;
+pub const restart_env_count_max = 64;
+/// How long the checkpoint thread waits for the program's threads to stop in the checkpoint
+/// signal's handler; a thread that blocks the signal never does, and the checkpoint fails.
+pub const suspend_timeout_ms = 10_000;
+/// Bytes below a saved stack pointer that a re-created thread may use before it jumps back
+/// into its saved context: it only runs a few instructions there.
+pub const restart_thread_stack_gap = 4096;
+
 comptime {
     std.debug.assert(thread_stack_size % 4096 == 0);
     std.debug.assert(name_size_max < path_size_max);
+    std.debug.assert(region_runs_max * 16 + path_size_max + 64 <= 64 * 1024);
+    std.debug.assert(restart_read_size % (64 * 1024) == 0);
+    std.debug.assert(restart_stack_size % 65536 == 0);
+    std.debug.assert(restart_thread_stack_gap < thread_stack_size / 2);
 }

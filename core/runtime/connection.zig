@@ -88,6 +88,49 @@ pub fn hello(
     };
 }
 
+/// What a restarted process tells the coordinator about itself: the identity in its image.
+pub const Restarted = struct {
+    worker_id: u32,
+    computation_id: u64,
+    generation: u32,
+    peer_count: u32,
+};
+
+/// Sends hello_restart and waits (bounded) for the coordinator's answer.
+pub fn helloRestart(
+    fd: i32,
+    token: *const [protocol.token_size]u8,
+    identity: Identity,
+    restarted: Restarted,
+) Error!Accepted {
+    assert(fd >= 0);
+    assert(restarted.worker_id != 0);
+    var payload_buffer: [2 * limits.name_size_max + 2]u8 = undefined;
+    const payload = namePayload(&payload_buffer, identity);
+    var header: protocol.Header = .{
+        .kind = @intFromEnum(protocol.Kind.hello_restart),
+        .real_pid = @intCast(identity.real_pid),
+        .worker_id = restarted.worker_id,
+        .computation_id = restarted.computation_id,
+        .generation = restarted.generation,
+        .peer_count = restarted.peer_count,
+        .state = @intFromEnum(protocol.WorkerState.restarting),
+        .arch = @intFromEnum(protocol.Arch.current()),
+        .token = token.*,
+    };
+    try send(fd, &header, payload);
+    var reply: protocol.Header = undefined;
+    var reply_payload: [0]u8 = .{};
+    try waitFor(fd, linux.POLL.IN, limits.handshake_timeout_ms);
+    _ = try receive(fd, &reply, &reply_payload);
+    if (protocol.kindOf(&reply) != .accept) return error.Rejected;
+    return .{
+        .worker_id = reply.worker_id,
+        .computation_id = reply.computation_id,
+        .interval_s = reply.interval_s,
+    };
+}
+
 /// "name\x00host\x00", each cut to name_size_max.
 pub fn namePayload(buffer: *[2 * limits.name_size_max + 2]u8, identity: Identity) []const u8 {
     const name = identity.name[0..@min(identity.name.len, limits.name_size_max)];

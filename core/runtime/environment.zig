@@ -23,6 +23,16 @@ pub const Settings = struct {
     inherited_fd_pid: i32 = 0,
     /// The value bytes of DMTCP_COORD_FD inside the environment block, to rewrite in place.
     fd_value: ?*[fd_value_size]u8 = null,
+    /// DMTCP_CHECKPOINT_DIR, copied (the environment it came from may go away: at restart it
+    /// is mtcp_restart's). Empty means the current directory.
+    checkpoint_dir: [limits.path_size_max]u8 = undefined,
+    checkpoint_dir_size: usize = 0,
+    /// DMTCP_SIGCKPT, else SIGUSR2 as in DMTCP.
+    checkpoint_signal: u8 = std.os.linux.SIG.USR2,
+
+    pub fn checkpointDir(self: *const Settings) []const u8 {
+        return self.checkpoint_dir[0..self.checkpoint_dir_size];
+    }
 };
 
 pub fn parse(envp: [*:null]const ?[*:0]u8) Settings {
@@ -41,6 +51,14 @@ pub fn parse(envp: [*:null]const ?[*:0]u8) Settings {
             settings.port = std.fmt.parseInt(u16, port, 10) catch settings.port;
         } else if (value(text, "DMTCP_CHECKPOINT_INTERVAL")) |interval| {
             settings.interval_s = std.fmt.parseInt(i32, interval, 10) catch settings.interval_s;
+        } else if (value(text, "DMTCP_CHECKPOINT_DIR")) |dir| {
+            if (dir.len < settings.checkpoint_dir.len) {
+                @memcpy(settings.checkpoint_dir[0..dir.len], dir);
+                settings.checkpoint_dir_size = dir.len;
+            }
+        } else if (value(text, "DMTCP_SIGCKPT")) |signal| {
+            const number = std.fmt.parseInt(u8, signal, 10) catch settings.checkpoint_signal;
+            if (number > 0 and number < 65) settings.checkpoint_signal = number;
         } else if (value(text, "DMTCP_COORD_FD")) |fd_text| {
             parseFd(&settings, entry, text.len - fd_text.len, fd_text);
         }
@@ -84,13 +102,16 @@ test "environment: parses the launcher's variables and rewrites the fd in place"
     var port_entry = "DMTCP_COORD_PORT=4567".*;
     var address_entry = "DMTCP_COORD_ADDR=10.1.2.3".*;
     var fd_entry = "DMTCP_COORD_FD=0000000821:0000012345".*;
-    var envp = [_:null]?[*:0]u8{ &token_entry, &port_entry, &address_entry, &fd_entry };
+    var dir_entry = "DMTCP_CHECKPOINT_DIR=/tmp/ckpt".*;
+    var envp = [_:null]?[*:0]u8{ &token_entry, &port_entry, &address_entry, &fd_entry, &dir_entry };
     const settings = parse(&envp);
     try std.testing.expect(settings.enabled);
     try std.testing.expectEqual(@as(u16, 4567), settings.port);
     try std.testing.expectEqualSlices(u8, &.{ 10, 1, 2, 3 }, &settings.address);
     try std.testing.expectEqual(@as(i32, 821), settings.inherited_fd);
     try std.testing.expectEqual(@as(i32, 12345), settings.inherited_fd_pid);
+    try std.testing.expectEqualStrings("/tmp/ckpt", settings.checkpointDir());
+    try std.testing.expectEqual(std.os.linux.SIG.USR2, settings.checkpoint_signal);
     writeFd(settings.fd_value.?, 7, 99);
     try std.testing.expectEqualStrings("DMTCP_COORD_FD=0000000007:0000000099", &fd_entry);
 }

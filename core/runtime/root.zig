@@ -5,6 +5,9 @@ const std = @import("std");
 const environment = @import("environment.zig");
 const worker = @import("worker.zig");
 const fork = @import("fork.zig");
+const threads = @import("threads.zig");
+const memory = @import("memory.zig");
+const arch = @import("arch").current;
 
 const InitFn = *const fn (c_int, [*]?[*:0]u8, [*:null]?[*:0]u8) callconv(.c) void;
 const init_entry: InitFn linksection(".init_array") = &init;
@@ -18,6 +21,11 @@ comptime {
 fn init(argc: c_int, argv: [*]?[*:0]u8, envp: [*:null]?[*:0]u8) callconv(.c) void {
     const settings = environment.parse(envp);
     if (!settings.enabled) return;
+    if (arch.supported) {
+        // Before the checkpoint thread exists: a checkpoint may come at once.
+        threads.install(settings.checkpoint_signal);
+        memory.reserve();
+    }
     worker.init(settings, if (argc > 0) argv[0] else null);
     fork.install();
 }
@@ -30,6 +38,15 @@ export fn dmtcp_is_enabled() c_int {
 test {
     _ = environment;
     _ = @import("connection.zig");
+    _ = @import("proc.zig");
+    _ = @import("image_writer.zig");
+    _ = @import("kinds.zig");
+    _ = @import("checkpoint.zig");
+    _ = @import("restart.zig");
+    _ = threads;
+    _ = memory;
+    _ = @import("files.zig");
+    _ = @import("process.zig");
 }
 
 /// A broken invariant in our code: say where, on stderr, and end the process with DMTCP's

@@ -10,12 +10,18 @@ const limits = @import("limits");
 const protocol = @import("format").protocol;
 const environment = @import("environment.zig");
 const connection = @import("connection.zig");
+const checkpoint = @import("checkpoint.zig");
 
 pub const Worker = struct {
     settings: environment.Settings = .{},
     /// The coordinator connection; -1 until connected, and again once it is lost.
     fd: i32 = -1,
     worker_id: u32 = 0,
+    /// From the coordinator's accept and checkpoint messages; recorded in images.
+    computation_id: u64 = 0,
+    generation: u32 = 0,
+    /// Workers in the computation at the last checkpoint (barrier `checkpointed`).
+    peer_count: u32 = 0,
     pid: i32 = 0,
     name_buffer: [limits.name_size_max]u8 = undefined,
     name_size: usize = 0,
@@ -136,6 +142,7 @@ pub fn register() connection.Error!i32 {
         state.settings.interval_s,
     );
     state.worker_id = accepted.worker_id;
+    state.computation_id = accepted.computation_id;
     return fd;
 }
 
@@ -162,7 +169,8 @@ fn serve() connection.Error!void {
         switch (protocol.kindOf(&header)) {
             .kill => linux.exit_group(0),
             .accept => state.worker_id = header.worker_id,
-            // Other messages belong to checkpointing, which this build does not do yet.
+            .checkpoint => try checkpoint.run(&header),
+            // Anything else is out of place between checkpoints: ignored.
             else => {},
         }
     }

@@ -1,0 +1,401 @@
+//! The checkpoint image format, version 1: the one definition. The runtime writes it
+//! (core/runtime/image_writer.zig), mtcp_restart reads it (core/restart/), `zig build
+//! format-manifest` prints its layout for the TypeScript mirror, and docs/image-format.md
+//! explains it. test/vectors/image-header.json holds byte vectors for the header.
+//!
+//! Grammar (all integers little-endian, addresses u64 even on 32-bit targets):
+//!
+//!     image  = Header (4096 bytes) record{Header.record_count}
+//!     record = RecordHeader body pad8 [padpage data]
+//!
+//! `body` is `RecordHeader.body_size` bytes: one extern struct for the record's tag followed by
+//! its variable parts (a path, a run list). `data` is `RecordHeader.data_size` bytes of raw
+//! memory pages and starts on a page boundary of the file (so a future restart can map it
+//! straight from the image); records without data are followed directly by the next one, at
+//! the next multiple of 8. `Header.image_size` is the file's size, so truncation is detected
+//! before anything is read.
+//!
+//! Checksums are XxHash64 (seed 0), chosen for speed (about memory bandwidth) and because Bun
+//! has it built in (`Bun.hash.xxHash64`) for the TypeScript mirror:
+//!   * `Header.header_checksum`: the header's first 4088 bytes;
+//!   * `RecordHeader.body_checksum`: the record header's first 16 bytes, then the body;
+//!   * `RecordHeader.data_checksum`: the data (0 when there is none);
+//!   * `Header.records_checksum`: the sequence of every record's body and data checksums, so a
+//!     record dropped, repeated or reordered is caught.
+//! The header is written last (at offset 0), after every record is on disk.
+const std = @import("std");
+const builtin = @import("builtin");
+const assert = std.debug.assert;
+const protocol = @import("protocol.zig");
+
+/// "DMTCPIMG" as little-endian bytes.
+pub const magic: u64 = 0x474d49504354_4d44;
+pub const version: u16 = 1;
+pub const header_size = 4096;
+pub const record_header_size = 32;
+/// Largest body we accept: a region's struct, a path and its run list fit well inside.
+pub const body_size_max: u32 = 64 * 1024;
+pub const program_name_size = 256;
+pub const kernel_release_size = 65;
+
+pub const elf_class_32: u8 = 1;
+pub const elf_class_64: u8 = 2;
+
+pub const Header = extern struct {
+    magic: u64 = magic,
+    version: u16 = version,
+    /// protocol.Arch of the process (and so of the mtcp_restart that can restore it).
+    arch: u16 = @intFromEnum(protocol.Arch.unknown),
+    elf_class: u8 = 0,
+    reserved0: [3]u8 = .{ 0, 0, 0 },
+    page_size: u32 = 0,
+    header_size: u32 = header_size,
+    record_count: u32 = 0,
+    worker_id: u32 = 0,
+    /// CLOCK_REALTIME at the checkpoint.
+    creation_time_ns: u64 = 0,
+    computation_id: u64 = 0,
+    generation: u32 = 0,
+    peer_count: u32 = 0,
+    /// The process id when checkpointed (the restarted process has a new one).
+    real_pid: u32 = 0,
+    reserved2: u32 = 0,
+    /// Size of the whole file: a shorter file is truncated, a longer one is not ours.
+    image_size: u64 = 0,
+    records_checksum: u64 = 0,
+    /// Address of the restored runtime's restart entry (`fn (*const RestartInfo) noreturn`).
+    restart_entry: u64 = 0,
+    /// Thread pointer mtcp_restart sets before calling `restart_entry` (the main thread's).
+    restart_thread_pointer: u64 = 0,
+    /// NUL-padded.
+    program_name: [program_name_size]u8 = [_]u8{0} ** program_name_size,
+    /// uname().release of the checkpointing kernel, NUL-padded; informational.
+    kernel_release: [kernel_release_size]u8 = [_]u8{0} ** kernel_release_size,
+    reserved1: [header_size - 8 - 417]u8 = [_]u8{0} ** (header_size - 8 - 417),
+    header_checksum: u64 = 0,
+};
+
+pub const RecordTag = enum(u16) {
+    /// Process-wide state: cwd, umask, the kernel's memory-map fields, name. One per image.
+    process = 1,
+    /// One memory mapping or a part of one, with its stored pages as data.
+    region = 2,
+    /// One thread: identity, thread pointer, where it stopped. Informational; the runtime
+    /// restores threads from its own restored memory.
+    thread = 3,
+    /// One open file descriptor.
+    descriptor = 4,
+};
+
+pub const RecordHeader = extern struct {
+    tag: u16,
+    /// Body layout version of this tag; 1 for every tag today.
+    layout: u16 = 1,
+    body_size: u32,
+    data_size: u64 = 0,
+    body_checksum: u64 = 0,
+    data_checksum: u64 = 0,
+};
+
+pub const Process = extern struct {
+    umask: u32,
+    checkpoint_signal: u32,
+    /// The kernel's view of the address space (prctl PR_SET_MM_MAP fields), from
+    /// /proc/self/stat and brk(0): restored so that brk() grows the old heap.
+    start_code: u64,
+    end_code: u64,
+    start_data: u64,
+    end_data: u64,
+    start_brk: u64,
+    brk: u64,
+    start_stack: u64,
+    arg_start: u64,
+    arg_end: u64,
+    env_start: u64,
+    env_end: u64,
+    /// prctl(PR_GET_NAME), NUL-padded.
+    comm: [16]u8,
+    cwd_size: u32,
+    reserved: u32 = 0,
+    // Followed by cwd_size bytes of the working directory (no NUL).
+};
+
+pub const Backing = enum(u16) {
+    anonymous = 1,
+    heap = 2,
+    stack = 3,
+    /// Mapped from a file that still exists: restart maps the file again.
+    file = 4,
+    vdso = 5,
+    vvar = 6,
+    vvar_vclock = 7,
+};
+
+pub const RegionFlags = packed struct(u32) {
+    shared: bool = false,
+    /// The region's contents were not saved (our scratch memory): restored as zero pages.
+    contents_skipped: bool = false,
+    /// A file mapping whose file was deleted: every page of it is stored.
+    deleted: bool = false,
+    reserved: u29 = 0,
+};
+
+pub const protection_read: u32 = 1;
+pub const protection_write: u32 = 2;
+pub const protection_execute: u32 = 4;
+
+pub const Region = extern struct {
+    start: u64,
+    end: u64,
+    /// File offset of `start` for file-backed regions.
+    file_offset: u64,
+    /// Pages stored as data: the sum of the runs' page counts.
+    page_count: u64,
+    protection: u32,
+    flags: u32,
+    backing: u16,
+    reserved: u16 = 0,
+    path_size: u32,
+    run_count: u32,
+    reserved1: u32 = 0,
+    // Followed by path_size bytes of path (no NUL), zero padding to a multiple of 8, then
+    // run_count `Run`s, in increasing page order.
+};
+
+/// Pages [page_index, page_index + page_count) of the region, relative to its start, are
+/// stored; they come in the data in run order. Pages in no run are zero (anonymous) or the
+/// file's own (file-backed).
+pub const Run = extern struct {
+    page_index: u64,
+    page_count: u64,
+};
+
+pub const ThreadRole = enum(u16) { main = 1, checkpoint = 2, other = 3 };
+
+pub const Thread = extern struct {
+    tid: u32,
+    role: u16,
+    reserved: u16 = 0,
+    thread_pointer: u64,
+    stack_pointer: u64,
+    instruction_pointer: u64,
+};
+
+pub const DescriptorKind = enum(u16) {
+    /// Reopened by path with its flags, at its offset.
+    regular = 1,
+    directory = 2,
+    dev_null = 3,
+    /// 0, 1 or 2 on a terminal, pipe or socket: the restarting process's own is kept.
+    inherit = 4,
+    /// Something we cannot restore yet (socket, eventfd, ...): recorded, then left closed.
+    unsupported = 5,
+};
+
+pub const Descriptor = extern struct {
+    fd: i32,
+    kind: u16,
+    reserved: u16 = 0,
+    /// fcntl(F_GETFL).
+    open_flags: u32,
+    /// fcntl(F_GETFD): FD_CLOEXEC.
+    fd_flags: u32,
+    offset: u64,
+    path_size: u32,
+    reserved1: u32 = 0,
+    // Followed by path_size bytes of path (no NUL).
+};
+
+/// Handed by mtcp_restart to the restored runtime's `restart_entry`. Not stored in images: an
+/// agreement between the two programs of one build, versioned all the same.
+pub const RestartInfo = extern struct {
+    version: u32 = restart_info_version,
+    image_fd: i32,
+    /// The coordinator connection mtcp_restart was given (DMTCP_COORD_FD), or -1.
+    coordinator_fd: i32,
+    reserved: u32 = 0,
+    /// mtcp_restart's NULL-terminated environment (its DMTCP_* variables only).
+    envp: u64,
+    /// mtcp_restart's own memory, including the stack the entry runs on: the runtime unmaps
+    /// it once no thread runs there.
+    restart_start: u64,
+    restart_end: u64,
+};
+pub const restart_info_version: u32 = 1;
+
+comptime {
+    assert(builtin.cpu.arch.endian() == .little);
+    assert(@sizeOf(Header) == header_size);
+    assert(@offsetOf(Header, "reserved1") == 417);
+    assert(@offsetOf(Header, "creation_time_ns") == 32);
+    assert(@offsetOf(Header, "header_checksum") == header_size - 8);
+    assert(@sizeOf(RecordHeader) == record_header_size);
+    assert(@sizeOf(Process) == 120);
+    assert(@sizeOf(Region) == 56);
+    assert(@sizeOf(Run) == 16);
+    assert(@sizeOf(Thread) == 32);
+    assert(@sizeOf(Descriptor) == 32);
+    assert(@sizeOf(RestartInfo) == 40);
+}
+
+pub fn hash(bytes: []const u8) u64 {
+    return std.hash.XxHash64.hash(0, bytes);
+}
+
+pub fn headerChecksum(header: *const Header) u64 {
+    const bytes: *const [header_size]u8 = @ptrCast(header);
+    return hash(bytes[0 .. header_size - 8]);
+}
+
+pub fn bodyChecksum(record: *const RecordHeader, body: []const u8) u64 {
+    assert(body.len == record.body_size);
+    const bytes: *const [record_header_size]u8 = @ptrCast(record);
+    var hasher = std.hash.XxHash64.init(0);
+    hasher.update(bytes[0..16]);
+    hasher.update(body);
+    return hasher.final();
+}
+
+/// Folds one record's checksums into the running `records_checksum`.
+pub fn foldRecord(state: *std.hash.XxHash64, record: *const RecordHeader) void {
+    var pair: [16]u8 = undefined;
+    std.mem.writeInt(u64, pair[0..8], record.body_checksum, .little);
+    std.mem.writeInt(u64, pair[8..16], record.data_checksum, .little);
+    state.update(&pair);
+}
+
+pub fn alignForward(value: u64, alignment: u64) u64 {
+    assert(std.math.isPowerOfTwo(alignment));
+    return (value + alignment - 1) & ~(alignment - 1);
+}
+
+/// Where a record's data starts, given the offset of its header.
+pub fn dataOffset(record_offset: u64, record: *const RecordHeader, page_size: u64) u64 {
+    const body_end = alignForward(record_offset + record_header_size + record.body_size, 8);
+    if (record.data_size == 0) return body_end;
+    return alignForward(body_end, page_size);
+}
+
+/// Where the record after this one starts.
+pub fn nextOffset(record_offset: u64, record: *const RecordHeader, page_size: u64) u64 {
+    return dataOffset(record_offset, record, page_size) + record.data_size;
+}
+
+pub const HeaderError = error{
+    BadMagic,
+    BadVersion,
+    BadChecksum,
+    WrongArch,
+    WrongClass,
+    WrongPageSize,
+    BadHeaderSize,
+};
+
+/// Checks a header read from disk against this build; `page_size` is the running kernel's.
+pub fn checkHeader(header: *const Header, page_size: u32) HeaderError!void {
+    if (header.magic != magic) return error.BadMagic;
+    if (header.version != version) return error.BadVersion;
+    if (header.header_size != header_size) return error.BadHeaderSize;
+    if (headerChecksum(header) != header.header_checksum) return error.BadChecksum;
+    if (header.arch != @intFromEnum(protocol.Arch.current())) return error.WrongArch;
+    const class = if (@sizeOf(usize) == 8) elf_class_64 else elf_class_32;
+    if (header.elf_class != class) return error.WrongClass;
+    if (header.page_size != page_size) return error.WrongPageSize;
+}
+
+pub const BodyError = error{ BadTag, BadBody };
+
+/// Checks that a record's body is well-formed for its tag (sizes agree with counts).
+pub fn checkBody(record: *const RecordHeader, body: []const u8) BodyError!void {
+    assert(body.len == record.body_size);
+    const tag = std.meta.intToEnum(RecordTag, record.tag) catch return error.BadTag;
+    switch (tag) {
+        .process => {
+            if (body.len < @sizeOf(Process)) return error.BadBody;
+            const process = std.mem.bytesToValue(Process, body[0..@sizeOf(Process)]);
+            if (body.len != @sizeOf(Process) + process.cwd_size) return error.BadBody;
+            if (record.data_size != 0) return error.BadBody;
+        },
+        .region => {
+            if (body.len < @sizeOf(Region)) return error.BadBody;
+            const region = std.mem.bytesToValue(Region, body[0..@sizeOf(Region)]);
+            const runs_offset = alignForward(@sizeOf(Region) + region.path_size, 8);
+            if (body.len != runs_offset + @as(u64, region.run_count) * @sizeOf(Run)) {
+                return error.BadBody;
+            }
+            if (region.end <= region.start) return error.BadBody;
+            _ = std.meta.intToEnum(Backing, region.backing) catch return error.BadBody;
+        },
+        .thread => if (body.len != @sizeOf(Thread)) return error.BadBody,
+        .descriptor => {
+            if (body.len < @sizeOf(Descriptor)) return error.BadBody;
+            const descriptor = std.mem.bytesToValue(Descriptor, body[0..@sizeOf(Descriptor)]);
+            if (body.len != @sizeOf(Descriptor) + descriptor.path_size) return error.BadBody;
+            _ = std.meta.intToEnum(DescriptorKind, descriptor.kind) catch return error.BadBody;
+        },
+    }
+}
+
+/// The path that follows a region's struct in its body.
+pub fn regionPath(body: []const u8) []const u8 {
+    const region = std.mem.bytesToValue(Region, body[0..@sizeOf(Region)]);
+    return body[@sizeOf(Region)..][0..region.path_size];
+}
+
+/// The runs that follow a region's struct and path in its body; `body` must be 8-aligned.
+pub fn regionRuns(body: []align(8) const u8) []const Run {
+    const region = std.mem.bytesToValue(Region, body[0..@sizeOf(Region)]);
+    const runs_offset: usize = @intCast(alignForward(@sizeOf(Region) + region.path_size, 8));
+    const runs: [*]const Run = @ptrCast(@alignCast(body[runs_offset..].ptr));
+    return runs[0..region.run_count];
+}
+
+test "image: header checksum covers every byte but itself" {
+    var header: Header = .{
+        .arch = @intFromEnum(protocol.Arch.current()),
+        .elf_class = if (@sizeOf(usize) == 8) elf_class_64 else elf_class_32,
+        .page_size = 4096,
+    };
+    header.header_checksum = headerChecksum(&header);
+    try checkHeader(&header, 4096);
+    header.program_name[3] = 'x';
+    try std.testing.expectError(error.BadChecksum, checkHeader(&header, 4096));
+    header.header_checksum = headerChecksum(&header);
+    try std.testing.expectError(error.WrongPageSize, checkHeader(&header, 16384));
+    header.magic ^= 1;
+    try std.testing.expectError(error.BadMagic, checkHeader(&header, 4096));
+}
+
+test "image: record offsets put data on a page boundary" {
+    const record: RecordHeader = .{ .tag = 2, .body_size = 60, .data_size = 8192 };
+    try std.testing.expectEqual(@as(u64, 4096), dataOffset(4096 - 32 - 64, &record, 4096));
+    try std.testing.expectEqual(@as(u64, 8192), dataOffset(4096, &record, 4096));
+    try std.testing.expectEqual(@as(u64, 16384), nextOffset(4096, &record, 4096));
+    const small: RecordHeader = .{ .tag = 3, .body_size = 32 };
+    try std.testing.expectEqual(@as(u64, 4096 + 64), nextOffset(4096, &small, 4096));
+}
+
+test "image: a region body is checked against its run count" {
+    var body: [@sizeOf(Region) + 8 + 2 * @sizeOf(Run)]u8 align(8) = undefined;
+    const region: Region = .{
+        .start = 0x1000,
+        .end = 0x5000,
+        .file_offset = 0,
+        .page_count = 3,
+        .protection = protection_read,
+        .flags = 0,
+        .backing = @intFromEnum(Backing.anonymous),
+        .path_size = 5,
+        .run_count = 2,
+    };
+    @memcpy(body[0..@sizeOf(Region)], std.mem.asBytes(&region));
+    @memcpy(body[@sizeOf(Region)..][0..8], "[abc]\x00\x00\x00");
+    const runs = [2]Run{ .{ .page_index = 0, .page_count = 1 }, .{ .page_index = 2, .page_count = 2 } };
+    @memcpy(body[@sizeOf(Region) + 8 ..], std.mem.sliceAsBytes(&runs));
+    var record: RecordHeader = .{ .tag = 2, .body_size = body.len, .data_size = 3 * 4096 };
+    try checkBody(&record, &body);
+    try std.testing.expectEqualStrings("[abc]", regionPath(&body));
+    try std.testing.expectEqual(@as(u64, 2), regionRuns(&body)[1].page_index);
+    record.body_size -= 16;
+    try std.testing.expectError(error.BadBody, checkBody(&record, body[0 .. body.len - 16]));
+}

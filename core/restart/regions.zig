@@ -1,0 +1,108 @@
+//! Step 4: map every region of the image at its address and fill its stored pages. Regions
+//! are mapped writable while they are filled, then given their own protection. File-backed
+//! regions map their file again (the image holds only the pages the program changed);
+//! anonymous ones start as zero pages and get their stored pages with pread. Shared
+//! anonymous memory comes back private: one process, nobody to share with yet.
+const std = @import("std");
+const linux = std.os.linux;
+const assert = std.debug.assert;
+const limits = @import("limits");
+const image = @import("format").image;
+const state = @import("state.zig");
+const check = @import("check.zig");
+const fail = @import("fail.zig").fail;
+
+/// Anonymous regions this large are mapped NORESERVE (huge reservations, as DMTCP does).
+const noreserve_size_min: u64 = if (@sizeOf(usize) == 8) 1 << 30 else 10 << 20;
+
+pub fn mapAll() void {
+    var offset: u64 = image.header_size;
+    var index: u32 = 0;
+    while (index < state.header.record_count) : (index += 1) {
+        var record: image.RecordHeader = undefined;
+        check.readAt(std.mem.asBytes(&record), offset);
+        assert(record.body_size <= state.body.len);
+        if (record.tag == @intFromEnum(image.RecordTag.region)) {
+            const body = state.body[0..record.body_size];
+            check.readAt(body, offset + image.record_header_size);
+            mapOne(body, image.dataOffset(offset, &record, state.header.page_size));
+        }
+        offset = image.nextOffset(offset, &record, state.header.page_size);
+    }
+}
+
+fn mapOne(body: []align(8) const u8, data_offset: u64) void {
+    const region = std.mem.bytesToValue(image.Region, body[0..@sizeOf(image.Region)]);
+    const backing: image.Backing = @enumFromInt(region.backing);
+    switch (backing) {
+        .vdso, .vvar, .vvar_vclock => return, // Moved by special.zig.
+        else => {},
+    }
+    const flags: image.RegionFlags = @bitCast(region.flags);
+    const start: usize = @intCast(region.start);
+    const size: usize = @intCast(region.end - region.start);
+    const protection = protectionBits(region.protection);
+    const filling = protection | linux.PROT.READ | linux.PROT.WRITE;
+    if (backing == .file and !flags.deleted) {
+        mapFile(region, image.regionPath(body), if (flags.shared) protection else filling);
+    } else {
+        const rc = linux.mmap(@ptrFromInt(start), size, filling, .{
+            .TYPE = .PRIVATE,
+            .ANONYMOUS = true,
+            .FIXED_NOREPLACE = true,
+            .GROWSDOWN = backing == .stack,
+            .NORESERVE = size >= noreserve_size_min,
+        }, -1, 0);
+        if (linux.E.init(rc) != .SUCCESS or rc != start) failAt("cannot map memory at ", start);
+    }
+    var data = data_offset;
+    for (image.regionRuns(body)) |run| {
+        const run_start = start + @as(usize, @intCast(run.page_index)) * state.page_size;
+        const run_size = @as(usize, @intCast(run.page_count)) * state.page_size;
+        check.readAt(@as([*]u8, @ptrFromInt(run_start))[0..run_size], data);
+        data += run_size;
+    }
+    if (!(backing == .file and flags.shared) and filling != protection) {
+        _ = linux.mprotect(@ptrFromInt(start), size, protection);
+    }
+}
+
+fn mapFile(region: image.Region, path: []const u8, protection: usize) void {
+    var name: [limits.path_size_max + 1]u8 = undefined;
+    if (path.len >= name.len) fail("corrupt image: path too long");
+    @memcpy(name[0..path.len], path);
+    name[path.len] = 0;
+    const flags: image.RegionFlags = @bitCast(region.flags);
+    const writable_shared = flags.shared and region.protection & image.protection_write != 0;
+    const open_flags: linux.O = .{ .ACCMODE = if (writable_shared) .RDWR else .RDONLY, .CLOEXEC = true };
+    const rc = linux.openat(linux.AT.FDCWD, @ptrCast(&name), open_flags, 0);
+    if (linux.E.init(rc) != .SUCCESS) failPath("cannot open a mapped file: ", path);
+    const fd: i32 = @intCast(rc);
+    defer _ = linux.close(fd);
+    const start: usize = @intCast(region.start);
+    const mapped = linux.mmap(@ptrFromInt(start), @intCast(region.end - region.start), protection, .{
+        .TYPE = if (flags.shared) .SHARED else .PRIVATE,
+        .FIXED_NOREPLACE = true,
+    }, fd, @intCast(region.file_offset));
+    if (linux.E.init(mapped) != .SUCCESS or mapped != start) failPath("cannot map file ", path);
+}
+
+fn protectionBits(protection: u32) usize {
+    var bits: usize = linux.PROT.NONE;
+    if (protection & image.protection_read != 0) bits |= linux.PROT.READ;
+    if (protection & image.protection_write != 0) bits |= linux.PROT.WRITE;
+    if (protection & image.protection_execute != 0) bits |= linux.PROT.EXEC;
+    return bits;
+}
+
+fn failAt(comptime what: []const u8, address: usize) noreturn {
+    var buffer: [128]u8 = undefined;
+    const text = std.fmt.bufPrint(&buffer, what ++ "0x{x} (already in use)", .{address}) catch what;
+    fail(text);
+}
+
+fn failPath(comptime what: []const u8, path: []const u8) noreturn {
+    var buffer: [limits.path_size_max + 64]u8 = undefined;
+    const text = std.fmt.bufPrint(&buffer, what ++ "{s}", .{path}) catch what;
+    fail(text);
+}

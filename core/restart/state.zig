@@ -1,0 +1,51 @@
+//! mtcp_restart's whole state, in static memory: it has no allocator, and after it moves
+//! itself everything it knows must be reachable relative to its own code (no pointers kept
+//! across the move, only values).
+const std = @import("std");
+const linux = std.os.linux;
+const limits = @import("limits");
+const image = @import("format").image;
+
+pub const Interval = struct {
+    start: u64,
+    end: u64,
+
+    pub fn overlaps(self: Interval, start: u64, end: u64) bool {
+        return self.start < end and start < self.end;
+    }
+};
+
+/// The kernel's special mappings we move: [vvar], [vvar_vclock], [vdso].
+pub const Special = enum { vvar, vvar_vclock, vdso };
+pub const special_count = 3;
+
+pub var image_fd: i32 = -1;
+pub var image_size: u64 = 0;
+pub var page_size: usize = 4096;
+pub var header: image.Header = undefined;
+
+/// Every region of the image: where the program's memory goes back.
+pub var regions: [limits.regions_max]Interval = undefined;
+pub var region_count: usize = 0;
+/// Where the image had the kernel's special mappings, and where the running kernel put them.
+pub var special_old: [special_count]?Interval = .{ null, null, null };
+pub var special_now: [special_count]?Interval = .{ null, null, null };
+
+/// This process's own mappings before the move (its text, data, stack, ...).
+pub var own: [256]Interval = undefined;
+pub var own_count: usize = 0;
+
+/// The hole mtcp_restart moved into: [hole_start, hole_start + hole_size).
+pub var hole_start: usize = 0;
+pub var hole_size: usize = 0;
+/// Where, inside the hole, the special mappings wait while they move.
+pub var special_parking: usize = 0;
+
+/// DMTCP_* variables as NUL-terminated strings, one after the other.
+pub var env_text: [limits.restart_env_size_max]u8 = undefined;
+pub var env_text_size: usize = 0;
+pub var envp: [limits.restart_env_count_max + 1]?[*:0]u8 = undefined;
+
+pub var read_buffer: [limits.restart_read_size]u8 align(4096) = undefined;
+pub var body: [image.body_size_max]u8 align(8) = undefined;
+pub var info: image.RestartInfo = undefined;

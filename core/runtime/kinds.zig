@@ -1,0 +1,83 @@
+//! Every kind of kernel object the runtime saves and restores, one file each. A new kind is
+//! one new file exporting `kind` plus one line in `list`.
+//!
+//! Who does what at restart: mtcp_restart maps the memory back (it must: nothing of the
+//! program exists before), so `memory` has no restore work in the runtime; every other kind
+//! restores itself in the restored runtime, from the image's records, before any application
+//! thread runs again.
+const std = @import("std");
+const linux = std.os.linux;
+const image = @import("format").image;
+const image_writer = @import("image_writer.zig");
+
+pub const SaveError = image_writer.Error || error{ Unreadable, TooMany };
+pub const RestoreError = error{ Unrestorable, BadRecord };
+
+/// Shared state a save hook reaches: the image being written.
+pub const SaveContext = struct {
+    writer: *image_writer.Writer,
+    page_size: usize,
+    /// Descriptors of ours that the image must not record: the image being written and the
+    /// coordinator connection (a restart gets a new one).
+    image_fd: i32,
+    coordinator_fd: i32,
+};
+
+/// Shared state a restore hook reaches.
+pub const RestoreContext = struct {
+    info: *const image.RestartInfo,
+    /// Descriptors of ours a restored descriptor may collide with; hooks that move one
+    /// update it here.
+    image_fd: *i32,
+    coordinator_fd: *i32,
+};
+
+pub const Record = struct {
+    header: *const image.RecordHeader,
+    body: []align(8) const u8,
+};
+
+pub const ResumeContext = struct {
+    restarted: bool,
+};
+
+pub const Kind = struct {
+    /// Record tag this kind owns; @tagName(tag) is its name in logs and `dmtcp inspect`.
+    tag: image.RecordTag,
+    /// Checkpoint thread; application threads suspended; must not allocate or block.
+    save: *const fn (context: *SaveContext) SaveError!void,
+    /// Restarted process, before any application thread runs; records come in image order.
+    restore: *const fn (context: *RestoreContext, record: Record) RestoreError!void,
+    /// After a checkpoint and after a restart, just before threads are released.
+    on_resume: ?*const fn (context: *ResumeContext) void = null,
+};
+
+/// Image order, which is restore order: the process record first (its working directory is
+/// what relative paths of descriptors were opened against), then threads (informational),
+/// then descriptors, and memory last, as it is by far the largest and mtcp_restart reads
+/// every other record before it maps anything.
+pub const list = [_]Kind{
+    @import("process.zig").kind,
+    @import("threads.zig").kind,
+    @import("files.zig").kind,
+    @import("memory.zig").kind,
+};
+
+comptime {
+    for (list, 0..) |a, index| {
+        for (list[index + 1 ..]) |b| std.debug.assert(a.tag != b.tag);
+    }
+}
+
+/// A restore hook for records another program handles (memory: mtcp_restart).
+pub fn restoreNothing(context: *RestoreContext, record: Record) RestoreError!void {
+    _ = context;
+    _ = record;
+}
+
+/// One line on stderr, for what the program should know but that does not stop it.
+pub fn warn(comptime parts: []const []const u8, detail: []const u8) void {
+    inline for (parts) |part| _ = linux.write(2, part.ptr, part.len);
+    _ = linux.write(2, detail.ptr, detail.len);
+    _ = linux.write(2, "\n", 1);
+}

@@ -1,0 +1,304 @@
+//! Memory: every mapping of /proc/self/maps becomes one region record (or several, when its
+//! stored pages form more than `region_runs_max` runs), carrying its pages as the record's
+//! data. mtcp_restart maps them back; the runtime has nothing to restore.
+//!
+//! Which pages are stored, decided per page from /proc/self/pagemap and the page's contents:
+//!   * anonymous, heap, stack, shared anonymous: pages that exist (present or swapped) and are
+//!     not all zero; the rest come back as zero pages, so a mostly empty 1 GiB heap costs
+//!     its pagemap scan and nothing in the image;
+//!   * private file mappings: only pages the program changed (present and anonymous, or
+//!     swapped); the rest are the file's, mapped again at restart;
+//!   * shared file mappings: none, their contents are the file;
+//!   * mappings of deleted files (and memfd, SysV shm): every non-zero page, read by content,
+//!     restored as private anonymous memory;
+//!   * [vdso], [vvar], [vvar_vclock]: none, only where they were (restart moves the running
+//!     kernel's there); [vsyscall] is not recorded at all;
+//!   * this runtime's scratch memory (the maps text and pagemap buffer): recorded, never
+//!     stored (`contents_skipped`), since it is rebuilt by each checkpoint.
+//! Unreadable mappings holding pages are made readable for the write, then put back.
+//!
+//! A region's checksum is computed while its pages are scanned and must match what the write
+//! then copies, so nothing may change in between: the writer's own changing state (run list,
+//! iovecs, pagemap buffer) lives in the scratch memory, and the one mapping that cannot hold
+//! still, the checkpoint thread's own stack, is first copied into scratch memory and written
+//! from that snapshot.
+const std = @import("std");
+const linux = std.os.linux;
+const assert = std.debug.assert;
+const limits = @import("limits");
+const image = @import("format").image;
+const maps = @import("format").maps;
+const kinds = @import("kinds.zig");
+const proc = @import("proc.zig");
+
+pub const kind: kinds.Kind = .{ .tag = .region, .save = save, .restore = kinds.restoreNothing };
+
+/// This kind's working memory, reserved once when the library loads and never stored.
+const Scratch = struct {
+    maps: [limits.maps_size_max]u8,
+    pagemap: [limits.pagemap_pages_max]u64,
+    runs: [limits.region_runs_max]image.Run,
+    vectors: [limits.region_runs_max]std.posix.iovec_const,
+    /// The checkpoint thread's stack, copied before it is written.
+    stack: [limits.thread_stack_size]u8 align(4096),
+};
+const scratch_size = std.mem.alignForward(usize, @sizeOf(Scratch), 1 << 16);
+
+var scratch: ?*Scratch = null;
+
+pub fn reserve() void {
+    const rc = linux.mmap(null, scratch_size, linux.PROT.READ | linux.PROT.WRITE, .{
+        .TYPE = .PRIVATE,
+        .ANONYMOUS = true,
+        .NORESERVE = true,
+    }, -1, 0);
+    if (linux.E.init(rc) != .SUCCESS) return;
+    scratch = @ptrFromInt(rc);
+}
+
+const Mapping = maps.Mapping;
+const parseLine = maps.parseLine;
+
+/// How the pages of one mapping are chosen.
+const Mode = enum { none, changed, present, every };
+
+const Plan = struct {
+    backing: image.Backing,
+    flags: image.RegionFlags,
+    mode: Mode,
+    /// Where the pages are read from: the mapping itself, or a snapshot of it.
+    source: u64 = 0,
+};
+
+fn plan(mapping: *const Mapping, scratch_start: u64) ?Plan {
+    const path = mapping.path;
+    if (mapping.start == scratch_start) {
+        return .{ .backing = .anonymous, .flags = .{ .contents_skipped = true }, .mode = .none };
+    }
+    if (std.mem.eql(u8, path, "[vsyscall]") or std.mem.eql(u8, path, "[vectors]")) return null;
+    if (std.mem.eql(u8, path, "[vdso]")) return .{ .backing = .vdso, .flags = .{}, .mode = .none };
+    if (std.mem.eql(u8, path, "[vvar]")) return .{ .backing = .vvar, .flags = .{}, .mode = .none };
+    if (std.mem.eql(u8, path, "[vvar_vclock]")) {
+        return .{ .backing = .vvar_vclock, .flags = .{}, .mode = .none };
+    }
+    const shared: image.RegionFlags = .{ .shared = mapping.shared };
+    if (std.mem.eql(u8, path, "[heap]")) return .{ .backing = .heap, .flags = shared, .mode = .present };
+    if (std.mem.eql(u8, path, "[stack]")) return .{ .backing = .stack, .flags = shared, .mode = .present };
+    if (path.len == 0 or path[0] != '/') {
+        return .{ .backing = .anonymous, .flags = shared, .mode = .present };
+    }
+    if (std.mem.endsWith(u8, path, " (deleted)") or mapping.inode == 0) {
+        const flags: image.RegionFlags = .{ .shared = mapping.shared, .deleted = true };
+        return .{ .backing = .anonymous, .flags = flags, .mode = .every };
+    }
+    return .{ .backing = .file, .flags = shared, .mode = if (mapping.shared) .none else .changed };
+}
+
+fn save(context: *kinds.SaveContext) kinds.SaveError!void {
+    const base = scratch orelse return error.Unreadable;
+    const maps_text = proc.readFile("/proc/self/maps", &base.maps) catch
+        return error.Unreadable;
+    const pagemap_rc = linux.openat(linux.AT.FDCWD, "/proc/self/pagemap", .{ .CLOEXEC = true }, 0);
+    const pagemap_fd: i32 = if (linux.E.init(pagemap_rc) == .SUCCESS) @intCast(pagemap_rc) else -1;
+    defer if (pagemap_fd >= 0) {
+        _ = linux.close(pagemap_fd);
+    };
+    var lines = std.mem.tokenizeScalar(u8, maps_text, '\n');
+    var count: usize = 0;
+    while (lines.next()) |line| : (count += 1) {
+        if (count == limits.regions_max) return error.TooMany;
+        const mapping = parseLine(line) orelse return error.Unreadable;
+        var how = plan(&mapping, @intFromPtr(base)) orelse continue;
+        how.source = mapping.start;
+        var marker: u8 = 0;
+        const here = @intFromPtr(&marker);
+        if (mapping.start <= here and here < mapping.end) {
+            // Our own stack: it changes as we write it.
+            if (mapping.end - mapping.start > base.stack.len) return error.TooMany;
+            const size_now: usize = @intCast(mapping.end - mapping.start);
+            @memcpy(base.stack[0..size_now], @as([*]const u8, @ptrFromInt(address(mapping.start)))[0..size_now]);
+            how.source = @intFromPtr(&base.stack);
+        }
+        try saveMapping(context, &mapping, how, pagemap_fd);
+    }
+}
+
+const Part = struct {
+    mapping: *const Mapping,
+    how: Plan,
+    first_page: u64,
+    run_count: usize = 0,
+    page_count: u64 = 0,
+    hasher: std.hash.XxHash64 = std.hash.XxHash64.init(0),
+};
+
+fn saveMapping(
+    context: *kinds.SaveContext,
+    mapping: *const Mapping,
+    how: Plan,
+    pagemap_fd: i32,
+) kinds.SaveError!void {
+    const page_size = context.page_size;
+    assert(mapping.end > mapping.start);
+    assert(mapping.start % page_size == 0);
+    const page_total = size(mapping) / page_size;
+    var made_readable = false;
+    if (how.mode != .none and mapping.protection & image.protection_read == 0) {
+        const rc = linux.mprotect(@ptrFromInt(address(mapping.start)), size(mapping), linux.PROT.READ);
+        made_readable = linux.E.init(rc) == .SUCCESS;
+        if (!made_readable) {
+            var empty: Part = .{ .mapping = mapping, .how = how, .first_page = 0 };
+            return writePart(context, &empty, page_total);
+        }
+    }
+    defer if (made_readable) {
+        _ = linux.mprotect(@ptrFromInt(address(mapping.start)), size(mapping), protectionBits(mapping.protection));
+    };
+    var part: Part = .{ .mapping = mapping, .how = how, .first_page = 0 };
+    var page: u64 = 0;
+    while (page < page_total) {
+        const chunk: usize = @intCast(@min(page_total - page, limits.pagemap_pages_max));
+        const entries = readPagemap(pagemap_fd, how.mode, mapping.start / page_size + page, chunk);
+        for (0..chunk) |index| {
+            const page_address = address(how.source + (page + index) * page_size);
+            const entry: u64 = if (entries) |list| list[index] else present_bit;
+            if (!stored(how.mode, entry, page_address, page_size)) continue;
+            try addPage(context, &part, page + index, page_address);
+        }
+        page += chunk;
+    }
+    try writePart(context, &part, page_total);
+}
+
+const present_bit: u64 = 1 << 63;
+const swapped_bit: u64 = 1 << 62;
+const file_bit: u64 = 1 << 61;
+
+fn readPagemap(fd: i32, mode: Mode, first_page: u64, count: usize) ?[]const u64 {
+    if (fd < 0 or mode == .every or mode == .none) return null;
+    const base = scratch orelse return null;
+    assert(count <= base.pagemap.len);
+    const bytes: [*]u8 = @ptrCast(&base.pagemap);
+    const rc = linux.pread(fd, bytes, count * 8, @intCast(first_page * 8));
+    if (linux.E.init(rc) != .SUCCESS or rc != count * 8) return null;
+    return base.pagemap[0..count];
+}
+
+fn stored(mode: Mode, entry: u64, page_address: usize, page_size: usize) bool {
+    switch (mode) {
+        .none => return false,
+        .changed => return (entry & present_bit != 0 and entry & file_bit == 0) or
+            entry & swapped_bit != 0 or entry == present_bit,
+        .present => {
+            if (entry & (present_bit | swapped_bit) == 0) return false;
+            return !isZero(page_address, page_size);
+        },
+        .every => return !isZero(page_address, page_size),
+    }
+}
+
+fn isZero(page_address: usize, page_size: usize) bool {
+    const Block = @Vector(8, u64);
+    const blocks: [*]const Block = @ptrFromInt(page_address);
+    var index: usize = 0;
+    // 512 bytes at a time, so that a page of data is rejected after its first block.
+    while (index < page_size / @sizeOf(Block)) : (index += 8) {
+        var any: Block = @splat(0);
+        inline for (0..8) |offset| any |= blocks[index + offset];
+        if (@reduce(.Or, any) != 0) return false;
+    }
+    return true;
+}
+
+fn addPage(context: *kinds.SaveContext, part: *Part, page: u64, page_address: usize) kinds.SaveError!void {
+    const page_size = context.page_size;
+    const runs = &scratch.?.runs;
+    const relative = page - part.first_page;
+    const extends = part.run_count > 0 and
+        runs[part.run_count - 1].page_index + runs[part.run_count - 1].page_count == relative;
+    if (extends) {
+        runs[part.run_count - 1].page_count += 1;
+    } else {
+        if (part.run_count == runs.len) {
+            try writePart(context, part, page);
+            part.* = .{ .mapping = part.mapping, .how = part.how, .first_page = page };
+            return addPage(context, part, page, page_address);
+        }
+        runs[part.run_count] = .{ .page_index = relative, .page_count = 1 };
+        part.run_count += 1;
+    }
+    part.page_count += 1;
+    part.hasher.update(@as([*]const u8, @ptrFromInt(page_address))[0..page_size]);
+}
+
+/// Writes pages [part.first_page, end_page) of the mapping as one region record.
+fn writePart(context: *kinds.SaveContext, part: *Part, end_page: u64) kinds.SaveError!void {
+    const page_size = context.page_size;
+    const mapping = part.mapping;
+    const runs = &scratch.?.runs;
+    const vectors = &scratch.?.vectors;
+    assert(end_page > part.first_page);
+    const start = mapping.start + part.first_page * page_size;
+    const path = mapping.path[0..@min(mapping.path.len, limits.path_size_max)];
+    const region: image.Region = .{
+        .start = start,
+        .end = mapping.start + end_page * page_size,
+        .file_offset = if (part.how.backing == .file) mapping.offset + part.first_page * page_size else 0,
+        .page_count = part.page_count,
+        .protection = mapping.protection,
+        .flags = @bitCast(part.how.flags),
+        .backing = @intFromEnum(part.how.backing),
+        .path_size = @intCast(path.len),
+        .run_count = @intCast(part.run_count),
+    };
+    const padding = [_]u8{0} ** 8;
+    const pad = (8 - (@sizeOf(image.Region) + path.len) % 8) % 8;
+    for (runs[0..part.run_count], 0..) |run, index| {
+        vectors[index] = .{
+            .base = @ptrFromInt(address(part.how.source + (part.first_page + run.page_index) * page_size)),
+            .len = @intCast(run.page_count * page_size),
+        };
+    }
+    const body = [_][]const u8{
+        std.mem.asBytes(&region),
+        path,
+        padding[0..pad],
+        std.mem.sliceAsBytes(runs[0..part.run_count]),
+    };
+    const data_size = part.page_count * page_size;
+    const checksum: u64 = if (data_size == 0) 0 else part.hasher.final();
+    try context.writer.record(.region, &body, vectors[0..part.run_count], data_size, checksum);
+}
+
+/// An address of this process, as a native integer (regions store them as u64).
+fn address(value: u64) usize {
+    return @intCast(value);
+}
+
+fn size(mapping: *const Mapping) usize {
+    return @intCast(mapping.end - mapping.start);
+}
+
+fn protectionBits(protection: u32) usize {
+    var bits: usize = linux.PROT.NONE;
+    if (protection & image.protection_read != 0) bits |= linux.PROT.READ;
+    if (protection & image.protection_write != 0) bits |= linux.PROT.WRITE;
+    if (protection & image.protection_execute != 0) bits |= linux.PROT.EXEC;
+    return bits;
+}
+
+test "memory: deleted files and anonymous memory are stored by content" {
+    const deleted = parseLine("7f00a000-7f00c000 r-xp 00001000 fe:00 325835 /a (deleted)").?;
+    try std.testing.expect(plan(&deleted, 0).?.flags.deleted);
+    const anonymous = parseLine("1000-2000 rw-p 00000000 00:00 0 ").?;
+    try std.testing.expectEqual(Mode.present, plan(&anonymous, 0).?.mode);
+    const vsyscall = parseLine("ff600000-ff601000 --xp 00000000 00:00 0 [vsyscall]").?;
+    try std.testing.expect(plan(&vsyscall, 0) == null);
+}
+
+test "memory: zero pages are told from pages with data" {
+    var page: [4096]u8 align(64) = [_]u8{0} ** 4096;
+    try std.testing.expect(isZero(@intFromPtr(&page), page.len));
+    page[4095] = 1;
+    try std.testing.expect(!isZero(@intFromPtr(&page), page.len));
+}

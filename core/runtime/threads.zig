@@ -1,0 +1,274 @@
+//! Threads: suspension at checkpoint, re-creation at restart.
+//!
+//! The checkpoint thread sends the checkpoint signal (DMTCP_SIGCKPT, default SIGUSR2) with
+//! tgkill to every other thread of /proc/self/task. Our handler (installed with a raw
+//! rt_sigaction, SA_SIGINFO | SA_RESTART, every signal blocked while it runs) takes a slot of
+//! the fixed table, saves a setjmp-like context and the thread pointer, reports itself stopped
+//! and waits on a futex until released. The interrupted state (all registers, FPU, signal mask)
+//! is in the signal frame on the thread's own stack, so it is saved with the memory.
+//!
+//! At restart the runtime re-creates each thread with a raw clone (CLONE_SETTLS with its old
+//! thread pointer; CLONE_PARENT_SETTID and CLONE_CHILD_CLEARTID on glibc's `tid` field, as
+//! pthread_create does) and the thread jumps back into its handler, which returns 1 from the
+//! save, reports itself restarted, waits for the release and returns: rt_sigreturn then
+//! restores the interrupted state from the restored frame. A thread blocked in a system call
+//! sees EINTR, or a restart of the call where SA_RESTART allows it, as for any signal.
+//!
+//! Saved: the records are for `dmtcp inspect` only; the runtime restores from this file's own
+//! table, which is part of the restored memory. Not saved: per-thread pending signals, the
+//! robust-futex list and rseq registration (the kernel forgets both; see docs).
+const std = @import("std");
+const linux = std.os.linux;
+const assert = std.debug.assert;
+const arch = @import("arch").current;
+const limits = @import("limits");
+const image = @import("format").image;
+const kinds = @import("kinds.zig");
+const proc = @import("proc.zig");
+
+pub const kind: kinds.Kind = .{ .tag = .thread, .save = save, .restore = kinds.restoreNothing };
+
+pub const Slot = struct {
+    tid: i32 = 0,
+    thread_pointer: usize = 0,
+    role: image.ThreadRole = .other,
+    context: arch.Context = .{},
+};
+
+pub const Error = error{ ListFailed, TooManyThreads, Timeout };
+
+var slots: [limits.threads_max]Slot = [_]Slot{.{}} ** limits.threads_max;
+/// Slots taken in the current checkpoint.
+var slot_count: std.atomic.Value(u32) = .init(0);
+/// Futex words: threads stopped in the handler, threads back in it after a restart.
+var stopped_count: std.atomic.Value(u32) = .init(0);
+var restarted_count: std.atomic.Value(u32) = .init(0);
+/// Futex word the handlers wait on; bumped to release them.
+var release_generation: std.atomic.Value(u32) = .init(0);
+/// The checkpoint thread's own context, saved right before it writes the image.
+pub var checkpoint_context: arch.Context = .{};
+pub var checkpoint_tid: i32 = 0;
+/// Offset of glibc's cached thread id in the thread control block, if found.
+pub var tid_offset: ?usize = null;
+var signal_number: u8 = 0;
+
+/// Called once from the library constructor on the main thread.
+pub fn install(signal: u8) void {
+    assert(signal > 0 and signal < 65);
+    signal_number = signal;
+    tid_offset = findTidOffset();
+    var action: linux.Sigaction = .{
+        .handler = .{ .sigaction = handler },
+        .mask = linux.sigfillset(),
+        .flags = linux.SA.SIGINFO | linux.SA.RESTART,
+    };
+    _ = &action;
+    const rc = linux.sigaction(signal, &action, null);
+    assert(linux.E.init(rc) == .SUCCESS);
+}
+
+/// glibc caches the thread id in `struct pthread`; a restarted thread has a new one, and
+/// raise(), abort() and mutex ownership read the cached value. Find it by value, preferring
+/// the known offset for this architecture.
+fn findTidOffset() ?usize {
+    const tcb = arch.threadPointer();
+    if (tcb == 0) return null;
+    const tid: u32 = @intCast(linux.gettid());
+    const words: [*]const u32 = @ptrFromInt(tcb);
+    if (words[arch.glibc_tid_offset / 4] == tid) return arch.glibc_tid_offset;
+    var index: usize = 0;
+    while (index < 1024) : (index += 1) {
+        if (words[index] == tid) return index * 4;
+    }
+    return null;
+}
+
+fn handler(signal: i32, info: *const linux.siginfo_t, ucontext: ?*anyopaque) callconv(.c) void {
+    _ = info;
+    _ = ucontext;
+    assert(signal == signal_number);
+    const generation = release_generation.load(.acquire);
+    const index = slot_count.fetchAdd(1, .acq_rel);
+    if (index >= slots.len) {
+        // No room to save this thread: the checkpoint fails (suspendAll sees the count).
+        _ = stopped_count.fetchAdd(1, .release);
+        wake(&stopped_count);
+        waitRelease(generation);
+        return;
+    }
+    const slot = &slots[index];
+    slot.tid = linux.gettid();
+    slot.thread_pointer = arch.threadPointer();
+    slot.role = if (slot.tid == linux.getpid()) .main else .other;
+    if (arch.saveContext(&slot.context) == 0) {
+        _ = stopped_count.fetchAdd(1, .release);
+        wake(&stopped_count);
+    } else {
+        _ = restarted_count.fetchAdd(1, .release);
+        wake(&restarted_count);
+    }
+    waitRelease(generation);
+}
+
+fn waitRelease(generation: u32) void {
+    while (release_generation.load(.acquire) == generation) {
+        _ = linux.futex(&release_generation.raw, .{ .cmd = .WAIT, .private = true }, generation, .{ .timeout = null }, null, 0);
+    }
+}
+
+fn wake(word: *std.atomic.Value(u32)) void {
+    _ = linux.futex(&word.raw, .{ .cmd = .WAKE, .private = true }, std.math.maxInt(i32), .{ .timeout = null }, null, 0);
+}
+
+/// Stops every other thread of the process in the handler. Threads created meanwhile are
+/// caught by listing again until no new thread appears.
+pub fn suspendAll() Error!u32 {
+    checkpoint_tid = linux.gettid();
+    slot_count.store(0, .release);
+    stopped_count.store(0, .release);
+    const pid = linux.getpid();
+    var signaled: [limits.threads_max]i32 = undefined;
+    var signaled_count: usize = 0;
+    var rounds: usize = 0;
+    while (rounds < limits.threads_max) : (rounds += 1) {
+        var tids: [limits.threads_max]i32 = undefined;
+        const count = proc.listNumbers("/proc/self/task", &tids, null) catch |err| switch (err) {
+            error.TooLarge => return error.TooManyThreads,
+            else => return error.ListFailed,
+        };
+        var new: usize = 0;
+        for (tids[0..count]) |tid| {
+            if (tid == checkpoint_tid) continue;
+            if (std.mem.indexOfScalar(i32, signaled[0..signaled_count], tid) != null) continue;
+            if (signaled_count == signaled.len) return error.TooManyThreads;
+            if (linux.E.init(linux.tgkill(pid, tid, signal_number)) != .SUCCESS) continue;
+            signaled[signaled_count] = tid;
+            signaled_count += 1;
+            new += 1;
+        }
+        try waitCount(&stopped_count, @intCast(signaled_count));
+        if (new == 0) break;
+    }
+    if (slot_count.load(.acquire) > slots.len) return error.TooManyThreads;
+    return @intCast(signaled_count);
+}
+
+fn waitCount(word: *std.atomic.Value(u32), expected: u32) Error!void {
+    var waited_ms: u32 = 0;
+    while (word.load(.acquire) < expected) {
+        if (waited_ms >= limits.suspend_timeout_ms) return error.Timeout;
+        const seen = word.load(.acquire);
+        if (seen >= expected) break;
+        var timeout: linux.timespec = .{ .sec = 0, .nsec = 10 * std.time.ns_per_ms };
+        _ = linux.futex(&word.raw, .{ .cmd = .WAIT, .private = true }, seen, .{ .timeout = &timeout }, null, 0);
+        waited_ms += 10;
+    }
+}
+
+/// Lets every suspended (or restarted) thread return from the handler.
+pub fn releaseAll() void {
+    _ = release_generation.fetchAdd(1, .acq_rel);
+    wake(&release_generation);
+}
+
+/// The slots filled by the last suspension.
+pub fn saved() []Slot {
+    const count = @min(slot_count.load(.acquire), slots.len);
+    return slots[0..count];
+}
+
+/// The thread that continues as the restarted process's main thread.
+pub fn mainSlot() ?*Slot {
+    const all = saved();
+    for (all) |*slot| if (slot.role == .main) return slot;
+    return if (all.len > 0) &all[0] else null;
+}
+
+fn save(context: *kinds.SaveContext) kinds.SaveError!void {
+    assert(context.writer.fd >= 0);
+    for (saved()) |*slot| try saveOne(context, slot.tid, slot.role, slot.thread_pointer, &slot.context);
+    try saveOne(context, checkpoint_tid, .checkpoint, 0, &checkpoint_context);
+}
+
+fn saveOne(
+    context: *kinds.SaveContext,
+    tid: i32,
+    role: image.ThreadRole,
+    thread_pointer: usize,
+    saved_context: *const arch.Context,
+) kinds.SaveError!void {
+    assert(tid > 0);
+    const record: image.Thread = .{
+        .tid = @intCast(tid),
+        .role = @intFromEnum(role),
+        .thread_pointer = thread_pointer,
+        .stack_pointer = arch.stackPointer(saved_context),
+        .instruction_pointer = arch.instructionPointer(saved_context),
+    };
+    try context.writer.record(.thread, &.{std.mem.asBytes(&record)}, &.{}, 0, 0);
+}
+
+/// Restart, on the main thread, before any other thread exists: glibc's cached tid.
+pub fn fixMainTid() void {
+    const main = mainSlot() orelse return;
+    const offset = tid_offset orelse return;
+    const field: *i32 = @ptrFromInt(main.thread_pointer + offset);
+    field.* = linux.gettid();
+    _ = linux.syscall1(.set_tid_address, @intFromPtr(field));
+}
+
+/// Restart: re-creates every saved thread but the main one, and the checkpoint thread.
+/// Signals are all blocked here; each thread gets its own mask back from its signal frame.
+pub fn recreate() void {
+    restarted_count.store(0, .release);
+    const main = mainSlot();
+    for (saved(), 0..) |*slot, index| {
+        if (slot == main) continue;
+        const flags = linux.CLONE.VM | linux.CLONE.FS | linux.CLONE.FILES | linux.CLONE.SIGHAND |
+            linux.CLONE.THREAD | linux.CLONE.SYSVSEM | linux.CLONE.SETTLS |
+            linux.CLONE.PARENT_SETTID | linux.CLONE.CHILD_CLEARTID;
+        const tid_field: ?*i32 = if (tid_offset) |offset| @ptrFromInt(slot.thread_pointer + offset) else null;
+        const stack = stackBelow(arch.stackPointer(&slot.context));
+        const rc = linux.clone(resumeThread, stack, flags, index, tid_field, slot.thread_pointer, tid_field);
+        assert(linux.E.init(rc) == .SUCCESS);
+    }
+    const flags = linux.CLONE.VM | linux.CLONE.FS | linux.CLONE.FILES | linux.CLONE.SIGHAND |
+        linux.CLONE.THREAD | linux.CLONE.SYSVSEM;
+    const stack = stackBelow(arch.stackPointer(&checkpoint_context));
+    const rc = linux.clone(resumeCheckpointThread, stack, flags, 0, null, 0, null);
+    assert(linux.E.init(rc) == .SUCCESS);
+}
+
+/// Restart, on the main thread: back into its handler. Never returns.
+pub fn resumeMain() noreturn {
+    const main = mainSlot() orelse @panic("restart: no thread was saved");
+    arch.restoreContext(&main.context, 1);
+}
+
+/// A stack for a re-created thread's first instructions: below everything live at the save.
+fn stackBelow(stack_pointer: usize) usize {
+    assert(stack_pointer > limits.restart_thread_stack_gap);
+    return (stack_pointer - limits.restart_thread_stack_gap) & ~@as(usize, 15);
+}
+
+fn resumeThread(index: usize) callconv(.c) u8 {
+    arch.restoreContext(&slots[index].context, 1);
+}
+
+fn resumeCheckpointThread(_: usize) callconv(.c) u8 {
+    checkpoint_tid = linux.gettid();
+    arch.restoreContext(&checkpoint_context, 1);
+}
+
+/// Restart, on the checkpoint thread: waits until every application thread is back in its
+/// handler, so that none runs on mtcp_restart's stack any more.
+pub fn waitRestarted() Error!void {
+    try waitCount(&restarted_count, @intCast(saved().len));
+}
+
+test "threads: the glibc thread id is found in the thread control block" {
+    if (!arch.supported) return error.SkipZigTest;
+    if (!@import("builtin").link_libc) return error.SkipZigTest;
+    const offset = findTidOffset() orelse return error.TestUnexpectedResult;
+    try std.testing.expectEqual(arch.glibc_tid_offset, offset);
+}

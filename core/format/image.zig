@@ -85,6 +85,8 @@ pub const RecordTag = enum(u16) {
     thread = 3,
     /// One open file descriptor.
     descriptor = 4,
+    /// One signal's disposition (only those not at their default).
+    signal_action = 5,
 };
 
 pub const RecordHeader = extern struct {
@@ -181,6 +183,17 @@ pub const Thread = extern struct {
     instruction_pointer: u64,
 };
 
+/// The kernel's `struct sigaction` (rt_sigaction), widened: the handler and restorer are
+/// addresses in the restored memory; `mask` holds signals 1-64 (bit n-1 for signal n).
+pub const SignalAction = extern struct {
+    signal: u32,
+    reserved: u32 = 0,
+    handler: u64,
+    flags: u64,
+    restorer: u64,
+    mask: u64,
+};
+
 pub const DescriptorKind = enum(u16) {
     /// Reopened by path with its flags, at its offset.
     regular = 1,
@@ -235,6 +248,7 @@ comptime {
     assert(@sizeOf(Run) == 16);
     assert(@sizeOf(Thread) == 32);
     assert(@sizeOf(Descriptor) == 32);
+    assert(@sizeOf(SignalAction) == 40);
     assert(@sizeOf(RestartInfo) == 40);
 }
 
@@ -327,6 +341,7 @@ pub fn checkBody(record: *const RecordHeader, body: []const u8) BodyError!void {
             _ = std.meta.intToEnum(Backing, region.backing) catch return error.BadBody;
         },
         .thread => if (body.len != @sizeOf(Thread)) return error.BadBody,
+        .signal_action => if (body.len != @sizeOf(SignalAction)) return error.BadBody,
         .descriptor => {
             if (body.len < @sizeOf(Descriptor)) return error.BadBody;
             const descriptor = std.mem.bytesToValue(Descriptor, body[0..@sizeOf(Descriptor)]);

@@ -36,7 +36,7 @@ fn writeImage(out: *std.Io.Writer) !void {
         image.header_size, image.record_header_size, image.body_size_max,
     });
     try out.writeAll("\"structs\":{");
-    const structs = .{ "Header", "RecordHeader", "Process", "Region", "Run", "Thread", "Descriptor" };
+    const structs = .{ "Header", "RecordHeader", "Process", "Region", "Run", "Thread", "Descriptor", "SignalAction" };
     inline for (structs, 0..) |name, index| {
         if (index > 0) try out.writeAll(",");
         const T = @field(image, name);

@@ -88,6 +88,8 @@ noinline fn writeImage() Outcome {
         .page_size = std.heap.pageSize(),
         .image_fd = fd,
         .coordinator_fd = worker.state.fd,
+        .stack_start = worker.state.stack_start,
+        .stack_end = worker.state.stack_end,
     };
     inline for (kinds.list) |entry| {
         entry.save(&context) catch |err| {

@@ -21,6 +21,9 @@ pub const SaveContext = struct {
     /// coordinator connection (a restart gets a new one).
     image_fd: i32,
     coordinator_fd: i32,
+    /// The checkpoint thread's own stack, which changes while it is written.
+    stack_start: usize,
+    stack_end: usize,
 };
 
 /// Shared state a restore hook reaches.
@@ -54,11 +57,14 @@ pub const Kind = struct {
 
 /// Image order, which is restore order: the process record first (its working directory is
 /// what relative paths of descriptors were opened against), then threads (informational),
-/// then descriptors, and memory last, as it is by far the largest and mtcp_restart reads
-/// every other record before it maps anything.
+/// signal dispositions (before any thread runs again, so that a signal arriving at once
+/// finds its handler, our checkpoint signal's included), then descriptors, and memory last,
+/// as it is by far the largest and mtcp_restart reads every other record before it maps
+/// anything.
 pub const list = [_]Kind{
     @import("process.zig").kind,
     @import("threads.zig").kind,
+    @import("signals.zig").kind,
     @import("files.zig").kind,
     @import("memory.zig").kind,
 };

@@ -70,9 +70,9 @@ const Plan = struct {
     source: u64 = 0,
 };
 
-fn plan(mapping: *const Mapping, scratch_start: u64) ?Plan {
+fn plan(mapping: *const Mapping, in_scratch: bool) ?Plan {
     const path = mapping.path;
-    if (mapping.start == scratch_start) {
+    if (in_scratch) {
         return .{ .backing = .anonymous, .flags = .{ .contents_skipped = true }, .mode = .none };
     }
     if (std.mem.eql(u8, path, "[vsyscall]") or std.mem.eql(u8, path, "[vectors]")) return null;
@@ -105,22 +105,59 @@ fn save(context: *kinds.SaveContext) kinds.SaveError!void {
     };
     var lines = std.mem.tokenizeScalar(u8, maps_text, '\n');
     var count: usize = 0;
+    const ours = [_][2]u64{
+        .{ @intFromPtr(base), @intFromPtr(base) + scratch_size },
+        .{ context.stack_start, context.stack_end },
+    };
     while (lines.next()) |line| : (count += 1) {
         if (count == limits.regions_max) return error.TooMany;
         const mapping = parseLine(line) orelse return error.Unreadable;
-        var how = plan(&mapping, @intFromPtr(base)) orelse continue;
-        how.source = mapping.start;
-        var marker: u8 = 0;
-        const here = @intFromPtr(&marker);
-        if (mapping.start <= here and here < mapping.end) {
-            // Our own stack: it changes as we write it.
-            if (mapping.end - mapping.start > base.stack.len) return error.TooMany;
-            const size_now: usize = @intCast(mapping.end - mapping.start);
-            @memcpy(base.stack[0..size_now], @as([*]const u8, @ptrFromInt(address(mapping.start)))[0..size_now]);
-            how.source = @intFromPtr(&base.stack);
+        // The kernel merges neighbouring mappings (ours with the program's, after a restart
+        // maps them back side by side): save the pieces on each side of our ranges apart.
+        var piece = mapping;
+        var cuts: usize = 0;
+        while (piece.start < mapping.end) : (cuts += 1) {
+            assert(cuts <= 2 * ours.len);
+            piece.end = nextCut(&ours, piece.start, mapping.end);
+            piece.offset = mapping.offset + (piece.start - mapping.start);
+            try savePiece(context, &piece, &ours, pagemap_fd);
+            piece.start = piece.end;
         }
-        try saveMapping(context, &mapping, how, pagemap_fd);
     }
+}
+
+/// The first boundary of one of `ours` strictly inside (start, end), else `end`.
+fn nextCut(ours: []const [2]u64, start: u64, end: u64) u64 {
+    var cut = end;
+    for (ours) |range| {
+        for (range) |boundary| {
+            if (boundary > start and boundary < cut) cut = boundary;
+        }
+    }
+    return cut;
+}
+
+fn savePiece(
+    context: *kinds.SaveContext,
+    piece: *const Mapping,
+    ours: []const [2]u64,
+    pagemap_fd: i32,
+) kinds.SaveError!void {
+    const base = scratch.?;
+    const in_scratch = piece.start >= ours[0][0] and piece.end <= ours[0][1];
+    const in_stack = piece.start >= ours[1][0] and piece.end <= ours[1][1];
+    var how = plan(piece, in_scratch) orelse return;
+    how.source = piece.start;
+    if (in_stack and how.mode != .none) {
+        // Our own stack: it changes as we write it, so it is written from a copy.
+        var marker: u8 = 0;
+        assert(@intFromPtr(&marker) >= piece.start and @intFromPtr(&marker) < ours[1][1]);
+        const size_now = size(piece);
+        assert(size_now <= base.stack.len);
+        @memcpy(base.stack[0..size_now], @as([*]const u8, @ptrFromInt(address(piece.start)))[0..size_now]);
+        how.source = @intFromPtr(&base.stack);
+    }
+    try saveMapping(context, piece, how, pagemap_fd);
 }
 
 const Part = struct {
@@ -289,11 +326,11 @@ fn protectionBits(protection: u32) usize {
 
 test "memory: deleted files and anonymous memory are stored by content" {
     const deleted = parseLine("7f00a000-7f00c000 r-xp 00001000 fe:00 325835 /a (deleted)").?;
-    try std.testing.expect(plan(&deleted, 0).?.flags.deleted);
+    try std.testing.expect(plan(&deleted, false).?.flags.deleted);
     const anonymous = parseLine("1000-2000 rw-p 00000000 00:00 0 ").?;
-    try std.testing.expectEqual(Mode.present, plan(&anonymous, 0).?.mode);
+    try std.testing.expectEqual(Mode.present, plan(&anonymous, false).?.mode);
     const vsyscall = parseLine("ff600000-ff601000 --xp 00000000 00:00 0 [vsyscall]").?;
-    try std.testing.expect(plan(&vsyscall, 0) == null);
+    try std.testing.expect(plan(&vsyscall, false) == null);
 }
 
 test "memory: zero pages are told from pages with data" {

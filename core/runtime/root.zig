@@ -47,6 +47,7 @@ test {
     _ = memory;
     _ = @import("files.zig");
     _ = @import("process.zig");
+    _ = @import("signals.zig");
 }
 
 /// A broken invariant in our code: say where, on stderr, and end the process with DMTCP's

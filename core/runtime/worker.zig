@@ -27,6 +27,9 @@ pub const Worker = struct {
     name_size: usize = 0,
     host_buffer: [65]u8 = undefined,
     host_size: usize = 0,
+    /// The checkpoint thread's stack: saved from a snapshot, since it changes as it is written.
+    stack_start: usize = 0,
+    stack_end: usize = 0,
     /// Set once the coordinator is gone: children then run without registering.
     lost: std.atomic.Value(bool) = .init(false),
 
@@ -104,6 +107,8 @@ pub fn startThread() void {
     );
     if (linux.E.init(stack_rc) != .SUCCESS) return;
     const stack_top = stack_rc + limits.thread_stack_size;
+    state.stack_start = stack_rc;
+    state.stack_end = stack_top;
     const flags = linux.CLONE.VM | linux.CLONE.FS | linux.CLONE.FILES | linux.CLONE.SIGHAND |
         linux.CLONE.THREAD | linux.CLONE.SYSVSEM;
     // The thread starts with every signal blocked: it inherits this mask.

@@ -1,0 +1,73 @@
+//! Signal dispositions: the kernel keeps them per process and forgets them across the exec
+//! of mtcp_restart, so every signal whose action is not the default is saved (handler, flags,
+//! restorer, mask, straight from rt_sigaction) and set again at restart. Our own checkpoint
+//! signal's handler is one of them. Not saved yet: pending signals, alternate signal
+//! stacks, interval timers and alarm().
+const std = @import("std");
+const linux = std.os.linux;
+const assert = std.debug.assert;
+const image = @import("format").image;
+const kinds = @import("kinds.zig");
+
+pub const kind: kinds.Kind = .{ .tag = .signal_action, .save = save, .restore = restore };
+
+/// The kernel's `struct sigaction` for rt_sigaction on x86, arm and aarch64 (64 signals).
+const KernelAction = extern struct {
+    handler: usize,
+    flags: usize,
+    restorer: usize,
+    mask: u64,
+};
+
+const signal_count = 64;
+
+fn save(context: *kinds.SaveContext) kinds.SaveError!void {
+    var signal: u32 = 1;
+    while (signal <= signal_count) : (signal += 1) {
+        if (signal == linux.SIG.KILL or signal == linux.SIG.STOP) continue;
+        var action: KernelAction = undefined;
+        const rc = linux.syscall4(.rt_sigaction, signal, 0, @intFromPtr(&action), 8);
+        if (linux.E.init(rc) != .SUCCESS) continue;
+        if (action.handler == 0) continue; // SIG_DFL.
+        const record: image.SignalAction = .{
+            .signal = signal,
+            .handler = action.handler,
+            .flags = action.flags,
+            .restorer = action.restorer,
+            .mask = action.mask,
+        };
+        try context.writer.record(.signal_action, &.{std.mem.asBytes(&record)}, &.{}, 0, 0);
+    }
+}
+
+fn restore(context: *kinds.RestoreContext, record: kinds.Record) kinds.RestoreError!void {
+    _ = context;
+    assert(record.header.tag == @intFromEnum(image.RecordTag.signal_action));
+    const saved = std.mem.bytesToValue(image.SignalAction, record.body[0..@sizeOf(image.SignalAction)]);
+    if (saved.signal == 0 or saved.signal > signal_count) return error.BadRecord;
+    const action: KernelAction = .{
+        .handler = @intCast(saved.handler),
+        .flags = @intCast(saved.flags),
+        .restorer = @intCast(saved.restorer),
+        .mask = saved.mask,
+    };
+    const rc = linux.syscall4(.rt_sigaction, saved.signal, @intFromPtr(&action), 0, 8);
+    if (linux.E.init(rc) != .SUCCESS) return error.Unrestorable;
+}
+
+test "signals: a disposition survives save and restore" {
+    var action: KernelAction = undefined;
+    const rc = linux.syscall4(.rt_sigaction, linux.SIG.WINCH, 0, @intFromPtr(&action), 8);
+    try std.testing.expectEqual(linux.E.SUCCESS, linux.E.init(rc));
+    var record_header: image.RecordHeader = .{ .tag = @intFromEnum(image.RecordTag.signal_action), .body_size = @sizeOf(image.SignalAction) };
+    const saved: image.SignalAction = .{ .signal = linux.SIG.WINCH, .handler = 1, .flags = 0, .restorer = 0, .mask = 0 };
+    var body: [@sizeOf(image.SignalAction)]u8 align(8) = std.mem.toBytes(saved);
+    var fd: i32 = -1;
+    var info: image.RestartInfo = undefined;
+    var context: kinds.RestoreContext = .{ .info = &info, .image_fd = &fd, .coordinator_fd = &fd };
+    try restore(&context, .{ .header = &record_header, .body = &body });
+    var now: KernelAction = undefined;
+    _ = linux.syscall4(.rt_sigaction, linux.SIG.WINCH, 0, @intFromPtr(&now), 8);
+    try std.testing.expectEqual(@as(usize, 1), now.handler); // SIG_IGN
+    _ = linux.syscall4(.rt_sigaction, linux.SIG.WINCH, @intFromPtr(&action), 0, 8);
+}

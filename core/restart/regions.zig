@@ -52,6 +52,8 @@ fn mapOne(body: []align(8) const u8, data_offset: u64) void {
             .FIXED_NOREPLACE = true,
             .GROWSDOWN = backing == .stack,
             .NORESERVE = size >= noreserve_size_min,
+            // Mostly stored: one populate beats a page fault per page during the reads.
+            .POPULATE = region.page_count * state.page_size * 2 >= size,
         }, -1, 0);
         if (linux.E.init(rc) != .SUCCESS or rc != start) failAt("cannot map memory at ", start);
     }

@@ -99,6 +99,9 @@ fn addModules(
     format.addAnonymousImport("protocol_vectors", .{
         .root_source_file = b.path("test/vectors/protocol.json"),
     });
+    format.addAnonymousImport("image_header_vectors", .{
+        .root_source_file = b.path("test/vectors/image-header.json"),
+    });
     const arch = b.createModule(.{
         .root_source_file = b.path("arch/root.zig"),
         .target = target,

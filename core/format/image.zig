@@ -414,3 +414,64 @@ test "image: a region body is checked against its run count" {
     record.body_size -= 16;
     try std.testing.expectError(error.BadBody, checkBody(&record, body[0 .. body.len - 16]));
 }
+
+/// One entry of test/vectors/image-header.json (written by an independent TypeScript encoder
+/// with Bun.hash.xxHash64); 64-bit values are hex or decimal strings, as JSON numbers are not.
+const Vector = struct {
+    name: []const u8,
+    header: struct {
+        arch: u16,
+        elf_class: u8,
+        page_size: u32,
+        record_count: u32,
+        worker_id: u32,
+        creation_time_ns: []const u8,
+        computation_id: []const u8,
+        generation: u32,
+        peer_count: u32,
+        real_pid: u32,
+        image_size: []const u8,
+        records_checksum: []const u8,
+        restart_entry: []const u8,
+        restart_thread_pointer: []const u8,
+        program_name: []const u8,
+        kernel_release: []const u8,
+    },
+    header_checksum: []const u8,
+    bytes: []const u8,
+};
+
+test "image: header vectors shared with the TypeScript mirror" {
+    const allocator = std.testing.allocator;
+    const parsed = try std.json.parseFromSlice([]Vector, allocator, @embedFile("image_header_vectors"), .{});
+    defer parsed.deinit();
+    try std.testing.expect(parsed.value.len > 0);
+    for (parsed.value) |vector| {
+        const v = vector.header;
+        var header: Header = .{
+            .arch = v.arch,
+            .elf_class = v.elf_class,
+            .page_size = v.page_size,
+            .record_count = v.record_count,
+            .worker_id = v.worker_id,
+            .creation_time_ns = try std.fmt.parseInt(u64, v.creation_time_ns, 10),
+            .computation_id = try std.fmt.parseInt(u64, v.computation_id, 16),
+            .generation = v.generation,
+            .peer_count = v.peer_count,
+            .real_pid = v.real_pid,
+            .image_size = try std.fmt.parseInt(u64, v.image_size, 10),
+            .records_checksum = try std.fmt.parseInt(u64, v.records_checksum, 16),
+            .restart_entry = try std.fmt.parseInt(u64, v.restart_entry, 16),
+            .restart_thread_pointer = try std.fmt.parseInt(u64, v.restart_thread_pointer, 16),
+        };
+        @memcpy(header.program_name[0..v.program_name.len], v.program_name);
+        @memcpy(header.kernel_release[0..v.kernel_release.len], v.kernel_release);
+        header.header_checksum = headerChecksum(&header);
+        try std.testing.expectEqual(try std.fmt.parseInt(u64, vector.header_checksum, 16), header.header_checksum);
+        var expected: [header_size]u8 = undefined;
+        _ = try std.fmt.hexToBytes(&expected, vector.bytes);
+        try std.testing.expectEqualSlices(u8, &expected, std.mem.asBytes(&header));
+        const decoded = std.mem.bytesToValue(Header, &expected);
+        try std.testing.expectEqual(header.header_checksum, headerChecksum(&decoded));
+    }
+}

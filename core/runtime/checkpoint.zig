@@ -55,7 +55,7 @@ pub fn run(request: *const protocol.Header) connection.Error!void {
     var status: protocol.Status = .success;
     if (outcome == .written) {
         const rc = linux.renameat(linux.AT.FDCWD, @ptrCast(&temp_path), linux.AT.FDCWD, @ptrCast(&final_path));
-        if (linux.E.init(rc) != .SUCCESS) setReason("rename failed", "", linux.E.init(rc));
+        if (linux.E.init(rc) != .SUCCESS) setReason("rename failed: ", "", linux.E.init(rc));
     }
     if (reason.len > 0) {
         _ = linux.unlinkat(linux.AT.FDCWD, @ptrCast(&temp_path), 0);
@@ -77,7 +77,7 @@ noinline fn writeImage() Outcome {
     const flags: linux.O = .{ .ACCMODE = .WRONLY, .CREAT = true, .TRUNC = true, .CLOEXEC = true };
     const rc = linux.openat(linux.AT.FDCWD, @ptrCast(&temp_path), flags, 0o600);
     if (linux.E.init(rc) != .SUCCESS) {
-        setReason("cannot create the image", "", linux.E.init(rc));
+        setReason("cannot create the image: ", "", linux.E.init(rc));
         return .failed;
     }
     const fd: i32 = @intCast(rc);
@@ -104,7 +104,7 @@ noinline fn writeImage() Outcome {
     };
     const sync = linux.fsync(fd);
     if (linux.E.init(sync) != .SUCCESS) {
-        setReason("fsync failed", "", linux.E.init(sync));
+        setReason("fsync failed: ", "", linux.E.init(sync));
         return .failed;
     }
     return .written;
@@ -138,13 +138,32 @@ fn imageHeader() image.Header {
     return header;
 }
 
+/// "<prefix><what happened> (E<NAME>)": the user reads it in `dmtcp command --bcheckpoint`.
 fn setReason(comptime prefix: []const u8, detail: []const u8, errno: linux.E) void {
     if (reason.len > 0) return;
-    const suffix: []const u8 = if (errno == .SUCCESS) "" else @tagName(errno);
-    const separator: []const u8 = if (errno == .SUCCESS) "" else " (";
-    const close: []const u8 = if (errno == .SUCCESS) "" else ")";
-    reason = std.fmt.bufPrint(&reason_buffer, "{s}{s}{s}{s}{s}", .{ prefix, detail, separator, suffix, close }) catch
-        reason_buffer[0..prefix.len];
+    if (errno == .SUCCESS) {
+        reason = std.fmt.bufPrint(&reason_buffer, "{s}{s}", .{ prefix, detail }) catch
+            reason_buffer[0..0];
+        return;
+    }
+    reason = std.fmt.bufPrint(&reason_buffer, "{s}{s} (E{s})", .{
+        prefix, explain(errno) orelse detail, @tagName(errno),
+    }) catch reason_buffer[0..0];
+}
+
+/// The failures a checkpoint directory runs into, in words.
+fn explain(errno: linux.E) ?[]const u8 {
+    return switch (errno) {
+        .NOSPC => "no space left on the device",
+        .DQUOT => "disk quota exceeded",
+        .FBIG => "the image exceeds the file-size limit (ulimit -f)",
+        .ROFS => "the file system is read-only",
+        .ACCES, .PERM => "permission denied",
+        .NOENT => "the checkpoint directory does not exist",
+        .NOTDIR => "the checkpoint directory is not a directory",
+        .IO => "input/output error",
+        else => null,
+    };
 }
 
 /// `<dir>/ckpt_<name>_<computation id, 16 hex>-<worker id>.dmtcp` and the same with `.tmp`.

@@ -5,11 +5,13 @@ const assert = std.debug.assert;
 const limits = @import("limits");
 const protocol = @import("format").protocol;
 
-/// Width of each number in DMTCP_COORD_FD ("FFFFFFFFFF:PPPPPPPPPP"): fixed, so that a process
-/// can rewrite the value in place after it opens its own connection, and an exec'd program
-/// finds the connection its process holds.
+/// DMTCP_COORD_FD is "FFFFFFFFFF:PPPPPPPPPP:WWWWWWWWWW": the connection, the process that
+/// holds it and the worker id it was registered as. Each number has a fixed width, so that a
+/// process can rewrite the value in place after it opens its own connection, and an exec'd
+/// program finds the connection (and so the worker) its process holds.
 pub const fd_field_width = 10;
-pub const fd_value_size = 2 * fd_field_width + 1;
+pub const fd_field_count = 3;
+pub const fd_value_size = fd_field_count * (fd_field_width + 1) - 1;
 
 pub const Settings = struct {
     /// False when the library was loaded outside `dmtcp launch`: then it does nothing.
@@ -21,6 +23,7 @@ pub const Settings = struct {
     /// The coordinator connection inherited from the launcher or across exec, if any.
     inherited_fd: i32 = -1,
     inherited_fd_pid: i32 = 0,
+    inherited_worker_id: u32 = 0,
     /// The value bytes of DMTCP_COORD_FD inside the environment block, to rewrite in place.
     fd_value: ?*[fd_value_size]u8 = null,
     /// DMTCP_CHECKPOINT_DIR, copied (the environment it came from may go away: at restart it
@@ -78,30 +81,37 @@ fn parseAddress(text: []const u8) ?[4]u8 {
 }
 
 fn parseFd(settings: *Settings, entry: [*:0]u8, offset: usize, text: []const u8) void {
-    if (text.len != fd_value_size or text[fd_field_width] != ':') return;
-    const fd = std.fmt.parseInt(i32, text[0..fd_field_width], 10) catch return;
-    const pid = std.fmt.parseInt(i32, text[fd_field_width + 1 ..], 10) catch return;
-    settings.inherited_fd = fd;
-    settings.inherited_fd_pid = pid;
+    if (text.len != fd_value_size) return;
+    var fields: [fd_field_count]u32 = undefined;
+    for (&fields, 0..) |*field, index| {
+        const start = index * (fd_field_width + 1);
+        if (index > 0 and text[start - 1] != ':') return;
+        field.* = std.fmt.parseInt(u32, text[start..][0..fd_field_width], 10) catch return;
+    }
+    settings.inherited_fd = std.math.cast(i32, fields[0]) orelse return;
+    settings.inherited_fd_pid = std.math.cast(i32, fields[1]) orelse return;
+    settings.inherited_worker_id = fields[2];
     settings.fd_value = @ptrCast(entry + offset);
 }
 
 /// Rewrites DMTCP_COORD_FD in place: fixed width, no allocation, safe after fork.
-pub fn writeFd(slot: *[fd_value_size]u8, fd: i32, pid: i32) void {
+pub fn writeFd(slot: *[fd_value_size]u8, fd: i32, pid: i32, worker_id: u32) void {
     assert(fd >= 0);
     assert(pid > 0);
-    _ = std.fmt.bufPrint(slot[0..fd_field_width], "{d:0>10}", .{@as(u32, @intCast(fd))}) catch
-        unreachable;
-    slot[fd_field_width] = ':';
-    _ = std.fmt.bufPrint(slot[fd_field_width + 1 ..], "{d:0>10}", .{@as(u32, @intCast(pid))}) catch
-        unreachable;
+    const fields = [fd_field_count]u32{ @intCast(fd), @intCast(pid), worker_id };
+    for (fields, 0..) |field, index| {
+        const start = index * (fd_field_width + 1);
+        if (index > 0) slot[start - 1] = ':';
+        _ = std.fmt.bufPrint(slot[start..][0..fd_field_width], "{d:0>10}", .{field}) catch
+            unreachable;
+    }
 }
 
 test "environment: parses the launcher's variables and rewrites the fd in place" {
     var token_entry = "DMTCP_COORD_TOKEN=00112233445566778899aabbccddeeff".*;
     var port_entry = "DMTCP_COORD_PORT=4567".*;
     var address_entry = "DMTCP_COORD_ADDR=10.1.2.3".*;
-    var fd_entry = "DMTCP_COORD_FD=0000000821:0000012345".*;
+    var fd_entry = "DMTCP_COORD_FD=0000000821:0000012345:0000040000".*;
     var dir_entry = "DMTCP_CHECKPOINT_DIR=/tmp/ckpt".*;
     var envp = [_:null]?[*:0]u8{ &token_entry, &port_entry, &address_entry, &fd_entry, &dir_entry };
     const settings = parse(&envp);
@@ -110,10 +120,11 @@ test "environment: parses the launcher's variables and rewrites the fd in place"
     try std.testing.expectEqualSlices(u8, &.{ 10, 1, 2, 3 }, &settings.address);
     try std.testing.expectEqual(@as(i32, 821), settings.inherited_fd);
     try std.testing.expectEqual(@as(i32, 12345), settings.inherited_fd_pid);
+    try std.testing.expectEqual(@as(u32, 40000), settings.inherited_worker_id);
     try std.testing.expectEqualStrings("/tmp/ckpt", settings.checkpointDir());
     try std.testing.expectEqual(std.os.linux.SIG.USR2, settings.checkpoint_signal);
-    writeFd(settings.fd_value.?, 7, 99);
-    try std.testing.expectEqualStrings("DMTCP_COORD_FD=0000000007:0000000099", &fd_entry);
+    writeFd(settings.fd_value.?, 7, 99, 41000);
+    try std.testing.expectEqualStrings("DMTCP_COORD_FD=0000000007:0000000099:0000041000", &fd_entry);
 }
 
 test "environment: without a token the runtime stays disabled" {

@@ -11,9 +11,9 @@ extern "c" fn pthread_atfork(
     child: ?*const fn () callconv(.c) void,
 ) c_int;
 
-/// The child's connection, made in `prepare`, handed over in `child`. Concurrent forks from two
-/// threads serialize on `lock`.
-var child_fd: i32 = -1;
+/// The child's registration, made in `prepare`, handed over in `child`. Concurrent forks from
+/// two threads serialize on `lock`.
+var child_registration: ?worker.Registered = null;
 var lock: std.atomic.Value(bool) = .init(false);
 
 pub fn install() void {
@@ -25,14 +25,14 @@ fn prepare() callconv(.c) void {
     while (lock.cmpxchgWeak(false, true, .acquire, .monotonic) != null) : (spins += 1) {
         std.atomic.spinLoopHint();
     }
-    child_fd = -1;
+    child_registration = null;
     if (worker.state.fd < 0 or worker.state.lost.load(.acquire)) return;
-    child_fd = worker.register() catch -1;
+    child_registration = worker.register() catch null;
 }
 
 fn parent() callconv(.c) void {
-    if (child_fd >= 0) _ = linux.close(child_fd);
-    child_fd = -1;
+    if (child_registration) |registered| _ = linux.close(registered.fd);
+    child_registration = null;
     lock.store(false, .release);
 }
 
@@ -41,10 +41,12 @@ fn child() callconv(.c) void {
     if (worker.state.fd >= 0) _ = linux.close(worker.state.fd);
     worker.state.fd = -1;
     worker.state.pid = linux.getpid();
-    const fd = child_fd;
-    child_fd = -1;
+    const registration = child_registration;
+    child_registration = null;
     lock.store(false, .release);
-    if (fd < 0) return;
-    worker.adopt(fd);
+    const registered = registration orelse return;
+    worker.state.worker_id = registered.worker_id;
+    worker.state.computation_id = registered.computation_id;
+    worker.adopt(registered.fd);
     worker.startThread();
 }

@@ -55,6 +55,7 @@ pub fn init(settings: environment.Settings, argv0: ?[*:0]const u8) void {
         if (settings.inherited_fd_pid == state.pid and isSocket(settings.inherited_fd)) {
             // The launcher's connection, or ours from before exec: same process, same worker.
             state.fd = settings.inherited_fd;
+            state.worker_id = settings.inherited_worker_id;
         } else if (isSocket(settings.inherited_fd)) {
             // Another process's connection reached us through a spawn: not ours to use.
             _ = linux.close(settings.inherited_fd);
@@ -93,7 +94,7 @@ pub fn adopt(fd: i32) void {
     state.fd = fd;
     // Kept across exec on purpose: the exec'd program continues as this worker.
     _ = linux.fcntl(fd, linux.F.SETFD, 0);
-    if (state.settings.fd_value) |slot| environment.writeFd(slot, fd, state.pid);
+    if (state.settings.fd_value) |slot| environment.writeFd(slot, fd, state.pid, state.worker_id);
 }
 
 pub fn startThread() void {
@@ -124,11 +125,13 @@ pub fn startThread() void {
 
 fn threadMain(_: usize) callconv(.c) u8 {
     if (state.fd < 0) {
-        const fd = register() catch {
+        const registered = register() catch {
             state.lost.store(true, .release);
             return 0;
         };
-        adopt(fd);
+        state.worker_id = registered.worker_id;
+        state.computation_id = registered.computation_id;
+        adopt(registered.fd);
     } else {
         announce() catch return lose();
     }
@@ -136,8 +139,12 @@ fn threadMain(_: usize) callconv(.c) u8 {
     return lose();
 }
 
-/// Opens a new connection and registers this process as a new worker of the computation.
-pub fn register() connection.Error!i32 {
+pub const Registered = struct { fd: i32, worker_id: u32, computation_id: u64 };
+
+/// Opens a new connection and registers a new worker of the computation: this process, or
+/// (called from fork's prepare hook) the child about to be born. Changes no state: the
+/// caller decides whose identity the answer is.
+pub fn register() connection.Error!Registered {
     const fd = try connection.connect(state.settings.address, state.settings.port);
     errdefer _ = linux.close(fd);
     const accepted = try connection.hello(
@@ -146,9 +153,11 @@ pub fn register() connection.Error!i32 {
         state.identity(),
         state.settings.interval_s,
     );
-    state.worker_id = accepted.worker_id;
-    state.computation_id = accepted.computation_id;
-    return fd;
+    return .{
+        .fd = fd,
+        .worker_id = accepted.worker_id,
+        .computation_id = accepted.computation_id,
+    };
 }
 
 /// Tells the coordinator who holds the connection now: the program after exec, or a child.

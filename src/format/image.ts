@@ -10,7 +10,9 @@ export const HEADER_SIZE = 4096;
 export const RECORD_HEADER_SIZE = 32;
 export const BODY_SIZE_MAX = 64 * 1024;
 
-export const RecordTag = { process: 1, region: 2, thread: 3, descriptor: 4 } as const;
+export const RecordTag = {
+  process: 1, region: 2, thread: 3, descriptor: 4, signal_action: 5,
+} as const;
 export const Backing = {
   anonymous: 1, heap: 2, stack: 3, file: 4, vdso: 5, vvar: 6, vvar_vclock: 7,
 } as const;
@@ -18,6 +20,7 @@ export const DescriptorKind = {
   regular: 1, directory: 2, dev_null: 3, inherit: 4, unsupported: 5,
 } as const;
 export const ThreadRole = { main: 1, checkpoint: 2, other: 3 } as const;
+export const RegionFlags = { shared: 0, contents_skipped: 1, deleted: 2 } as const;
 export const ARCH_NAMES: Record<number, string> = { 1: "x86_64", 2: "i386", 3: "aarch64", 4: "armv7" };
 
 type FieldType = "u8" | "u16" | "u32" | "i32" | "u64" | `bytes${number}`;
@@ -64,10 +67,15 @@ export const LAYOUTS: Record<string, Layout> = {
     ["fd_flags", 12, "u32"], ["offset", 16, "u64"], ["path_size", 24, "u32"],
     ["reserved1", 28, "u32"],
   ],
+  SignalAction: [
+    ["signal", 0, "u32"], ["reserved", 4, "u32"], ["handler", 8, "u64"], ["flags", 16, "u64"],
+    ["restorer", 24, "u64"], ["mask", 32, "u64"],
+  ],
 };
 
 export const STRUCT_SIZES: Record<string, number> = {
   Header: 4096, RecordHeader: 32, Process: 120, Region: 56, Run: 16, Thread: 32, Descriptor: 32,
+  SignalAction: 40,
 };
 
 export function fieldSize(type: FieldType): number {
@@ -140,6 +148,13 @@ export interface ThreadInfo {
   instructionPointer: bigint;
 }
 
+export interface SignalActionInfo {
+  signal: number;
+  handler: bigint;
+  flags: bigint;
+  mask: bigint;
+}
+
 export interface Image {
   path: string;
   header: ImageHeader;
@@ -148,6 +163,7 @@ export interface Image {
   regions: RegionInfo[];
   descriptors: DescriptorInfo[];
   threads: ThreadInfo[];
+  signalActions: SignalActionInfo[];
 }
 
 class Reader {
@@ -207,23 +223,11 @@ function readHeader(reader: Reader): ImageHeader {
         : `${path}: not a dmtcp checkpoint image`,
     );
   }
-  const bytes = reader.bytes(0, HEADER_SIZE, "the header");
-  const raw = decodeStruct("Header", bytes);
-  if (num(raw.version!) !== IMAGE_VERSION) {
-    throw new ImageInvalid(`${path}: image format version ${num(raw.version!)}; this dmtcp reads ${IMAGE_VERSION}`);
+  const { header, version, checksumOk } = decodeHeader(reader.bytes(0, HEADER_SIZE, "the header"));
+  if (version !== IMAGE_VERSION) {
+    throw new ImageInvalid(`${path}: image format version ${version}; this dmtcp reads ${IMAGE_VERSION}`);
   }
-  if (hash(bytes.subarray(0, HEADER_SIZE - 8)) !== raw.header_checksum) {
-    throw new ImageInvalid(`${path}: corrupt: the header's checksum does not match`);
-  }
-  const header: ImageHeader = {
-    arch: num(raw.arch!), archName: ARCH_NAMES[num(raw.arch!)] ?? `unknown(${num(raw.arch!)})`,
-    elfClass: num(raw.elf_class!), pageSize: num(raw.page_size!),
-    recordCount: num(raw.record_count!), workerId: num(raw.worker_id!),
-    creationTimeNs: raw.creation_time_ns as bigint, computationId: raw.computation_id as bigint,
-    generation: num(raw.generation!), peerCount: num(raw.peer_count!), realPid: num(raw.real_pid!),
-    imageSize: num(raw.image_size!), programName: text(raw.program_name!),
-    kernelRelease: text(raw.kernel_release!),
-  };
+  if (!checksumOk) throw new ImageInvalid(`${path}: corrupt: the header's checksum does not match`);
   if (reader.size < header.imageSize) {
     throw new ImageInvalid(
       `${path}: truncated: ${reader.size} of ${header.imageSize} bytes`,
@@ -234,6 +238,22 @@ function readHeader(reader: Reader): ImageHeader {
     throw new ImageInvalid(`${path}: corrupt: ${reader.size} bytes where ${header.imageSize} were written`);
   }
   return header;
+}
+
+/// Decodes a 4096-byte header; the caller decides what a bad version or checksum means.
+export function decodeHeader(bytes: Uint8Array) {
+  const raw = decodeStruct("Header", bytes);
+  const header: ImageHeader = {
+    arch: num(raw.arch!), archName: ARCH_NAMES[num(raw.arch!)] ?? `unknown(${num(raw.arch!)})`,
+    elfClass: num(raw.elf_class!), pageSize: num(raw.page_size!),
+    recordCount: num(raw.record_count!), workerId: num(raw.worker_id!),
+    creationTimeNs: raw.creation_time_ns as bigint, computationId: raw.computation_id as bigint,
+    generation: num(raw.generation!), peerCount: num(raw.peer_count!), realPid: num(raw.real_pid!),
+    imageSize: num(raw.image_size!), programName: text(raw.program_name!),
+    kernelRelease: text(raw.kernel_release!),
+  };
+  const checksumOk = hash(bytes.subarray(0, HEADER_SIZE - 8)) === raw.header_checksum;
+  return { header, version: num(raw.version!), checksumOk };
 }
 
 function decodeMagic(bytes: Uint8Array): bigint {
@@ -247,6 +267,7 @@ function alignForward(value: number, alignment: number): number {
 function readRecords(reader: Reader, header: ImageHeader, verifyData: boolean): Image {
   const image: Image = {
     path: reader.path, header, cwd: "", umask: 0, regions: [], descriptors: [], threads: [],
+    signalActions: [],
   };
   const folded: Uint8Array[] = [];
   let offset = HEADER_SIZE;
@@ -334,6 +355,13 @@ function addRecord(image: Image, tag: number, body: Uint8Array, dataSize: number
     image.descriptors.push({
       fd: num(descriptor.fd!), kind: num(descriptor.kind!), openFlags: num(descriptor.open_flags!),
       offset: descriptor.offset as bigint, path: after(32, num(descriptor.path_size!)),
+    });
+  } else if (tag === RecordTag.signal_action) {
+    if (body.length !== STRUCT_SIZES.SignalAction!) throw bad();
+    const action = decodeStruct("SignalAction", body);
+    image.signalActions.push({
+      signal: num(action.signal!), handler: action.handler as bigint,
+      flags: action.flags as bigint, mask: action.mask as bigint,
     });
   } else {
     throw new ImageInvalid(`${path}: corrupt: ${what} has unknown tag ${tag}`);

@@ -107,7 +107,7 @@ export function coordinatorEnv(joined: Joined): Record<string, string> {
     DMTCP_COORD_PORT: String(joined.port),
     DMTCP_COORD_ADDR: joined.address,
     DMTCP_COORD_TOKEN: hex(joined.token),
-    DMTCP_COORD_FD: `${pad(joined.fd)}:${pad(process.pid)}`,
+    DMTCP_COORD_FD: `${pad(joined.fd)}:${pad(process.pid)}:${pad(joined.workerId)}`,
   };
 }
 

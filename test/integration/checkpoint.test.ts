@@ -62,12 +62,10 @@ function firstNumber(running: Running): number {
 async function twoCyclesOfCounting(c: Computation, first: Running, name: string) {
   let running = first;
   for (let round = 0; round < 2; round++) {
-    const previous = numbers(running);
     const { restarted, atRequest, atKill } = await cycle(c, running, name, (r) => numbers(r).at(-1) ?? 0);
     const resumedAt = firstNumber(restarted);
     expect(resumedAt).toBeGreaterThan(atRequest);
     expect(resumedAt).toBeLessThanOrEqual(atKill + 1);
-    expect(previous.length).toBeGreaterThan(0);
     const after = numbers(restarted);
     after.forEach((value, index) => expect(value).toBe(resumedAt + index));
     running = restarted;
@@ -197,9 +195,9 @@ describe("checkpoint and restart", () => {
     blockingCheckpoint(c);
     const script = join(c.ckptDir, "dmtcp_restart_script.sh");
     expect(existsSync(script)).toBe(true);
-    const atKill = numbers(first).at(-1)!;
     first.child.kill("SIGKILL");
     await first.exited();
+    const atKill = numbers(first).at(-1)!;
     await until(() => sandbox.status(Number(c.port)).peers === 0);
     const restarted = sandbox.spawn(["bash", script]);
     await until(() => numbers(restarted).length >= 2, { what: "the script's restart" });

@@ -29,6 +29,7 @@ int main(int argc, char **argv) {
   if (map == MAP_FAILED) return 1;
   close(fd);
   uint64_t *counter = (uint64_t *)(map + CHANGED * PAGE);
+  *counter = 0;
   for (uint64_t round = 1;; round++) {
     *counter += 1;
     for (size_t i = 0; i < sizeof content; i++) {

@@ -1,8 +1,11 @@
 // `bun run bench`: start-up costs of the executable, measured against the bare program in the
-// same run. Prints a table; --json for scripts; --cold also times a build from empty caches.
+// same run, then checkpoint and restart costs beside raw disk and memory speed
+// (scripts/bench-checkpoint.ts). Prints a table; --json for scripts; --cold also times a build
+// from empty caches; --startup-only skips the checkpoint part.
 import { mkdtempSync, rmSync, readFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { checkpointFigures } from "./bench-checkpoint";
 
 const root = join(import.meta.dir, "..");
 const dmtcp = join(root, "dist", "dmtcp-linux-x64");
@@ -66,11 +69,12 @@ if (process.argv.includes("--cold")) {
   results.cold_native_build_s = (Bun.nanoseconds() - start) / 1e9;
 }
 rmSync(work, { recursive: true, force: true });
+if (!process.argv.includes("--startup-only")) Object.assign(results, await checkpointFigures());
 
 if (process.argv.includes("--json")) {
   process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
 } else {
   for (const [name, value] of Object.entries(results)) {
-    process.stdout.write(`${name.padEnd(40)} ${value.toFixed(name.endsWith("_s") ? 2 : 1)}\n`);
+    process.stdout.write(`${name.padEnd(40)} ${value.toFixed(name.endsWith("_ms") ? 1 : 3)}\n`);
   }
 }

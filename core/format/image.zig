@@ -35,6 +35,10 @@ pub const header_size = 4096;
 pub const record_header_size = 32;
 /// Largest body we accept: a region's struct, a path and its run list fit well inside.
 pub const body_size_max: u32 = 64 * 1024;
+/// Stored bytes in one record: a larger region becomes several records, so that a reader
+/// (restart's validation in TypeScript, `dmtcp inspect`) checksums each record's data in one
+/// fixed buffer instead of holding a whole heap in memory.
+pub const data_size_max: u64 = 64 * 1024 * 1024;
 pub const program_name_size = 256;
 pub const kernel_release_size = 65;
 
@@ -338,6 +342,7 @@ pub fn checkBody(record: *const RecordHeader, body: []const u8) BodyError!void {
                 return error.BadBody;
             }
             if (region.end <= region.start) return error.BadBody;
+            if (record.data_size > data_size_max) return error.BadBody;
             _ = std.meta.intToEnum(Backing, region.backing) catch return error.BadBody;
         },
         .thread => if (body.len != @sizeOf(Thread)) return error.BadBody,

@@ -35,6 +35,9 @@ fn writeImage(out: *std.Io.Writer) !void {
     try out.print("\"header_size\":{d},\"record_header_size\":{d},\"body_size_max\":{d},", .{
         image.header_size, image.record_header_size, image.body_size_max,
     });
+    try out.print("\"data_size_max\":{d},", .{
+        image.data_size_max,
+    });
     try out.writeAll("\"structs\":{");
     const structs = .{ "Header", "RecordHeader", "Process", "Region", "Run", "Thread", "Descriptor", "SignalAction" };
     inline for (structs, 0..) |name, index| {

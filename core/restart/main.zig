@@ -45,6 +45,7 @@ pub fn main() u8 {
     const rc = linux.openat(linux.AT.FDCWD, first.ptr, .{ .CLOEXEC = true }, 0);
     if (linux.E.init(rc) != .SUCCESS) fail("cannot open the image");
     state.image_fd = @intCast(rc);
+    state.data_verified = hasVariable("DMTCP_IMAGE_VERIFIED=1");
     check.checkImage(); // Step 1.
     relocate.readOwnMappings();
     special.compatible();
@@ -83,6 +84,13 @@ fn unmapOldSelf() void {
 fn isSpecial(interval: state.Interval) bool {
     for (state.special_now) |maybe| {
         if (maybe) |now| if (now.start == interval.start) return true;
+    }
+    return false;
+}
+
+fn hasVariable(comptime entry: []const u8) bool {
+    for (std.os.environ) |variable| {
+        if (std.mem.eql(u8, std.mem.span(variable), entry)) return true;
     }
     return false;
 }

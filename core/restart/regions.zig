@@ -25,13 +25,13 @@ pub fn mapAll() void {
         if (record.tag == @intFromEnum(image.RecordTag.region)) {
             const body = state.body[0..record.body_size];
             check.readAt(body, offset + image.record_header_size);
-            mapOne(body, image.dataOffset(offset, &record, state.header.page_size));
+            mapOne(body, image.dataOffset(offset, &record, state.header.page_size), record.data_checksum);
         }
         offset = image.nextOffset(offset, &record, state.header.page_size);
     }
 }
 
-fn mapOne(body: []align(8) const u8, data_offset: u64) void {
+fn mapOne(body: []align(8) const u8, data_offset: u64, data_checksum: u64) void {
     const region = std.mem.bytesToValue(image.Region, body[0..@sizeOf(image.Region)]);
     const backing: image.Backing = @enumFromInt(region.backing);
     switch (backing) {
@@ -58,11 +58,18 @@ fn mapOne(body: []align(8) const u8, data_offset: u64) void {
         if (linux.E.init(rc) != .SUCCESS or rc != start) failAt("cannot map memory at ", start);
     }
     var data = data_offset;
+    var hasher = std.hash.XxHash64.init(0);
     for (image.regionRuns(body)) |run| {
         const run_start = start + @as(usize, @intCast(run.page_index)) * state.page_size;
         const run_size = @as(usize, @intCast(run.page_count)) * state.page_size;
-        check.readAt(@as([*]u8, @ptrFromInt(run_start))[0..run_size], data);
+        const pages = @as([*]u8, @ptrFromInt(run_start))[0..run_size];
+        check.readAt(pages, data);
+        if (state.data_verified) hasher.update(pages);
         data += run_size;
+    }
+    // Verified before exec by `dmtcp restart`: a mismatch now means the file changed since.
+    if (state.data_verified and data != data_offset and hasher.final() != data_checksum) {
+        fail("the image changed while restarting (memory checksum mismatch)");
     }
     if (!(backing == .file and flags.shared) and filling != protection) {
         _ = linux.mprotect(@ptrFromInt(start), size, protection);

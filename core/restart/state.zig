@@ -20,6 +20,10 @@ pub const Special = enum { vvar, vvar_vclock, vdso };
 pub const special_count = 3;
 
 pub var image_fd: i32 = -1;
+/// DMTCP_IMAGE_VERIFIED=1: `dmtcp restart` checksummed every page of the image just before
+/// exec'ing us, so step 1 checks only the structure and step 4 checksums the pages as it
+/// reads them into place (one pass over the data instead of two).
+pub var data_verified: bool = false;
 pub var image_size: u64 = 0;
 pub var page_size: usize = 4096;
 pub var header: image.Header = undefined;

@@ -1,6 +1,6 @@
 //! Memory: every mapping of /proc/self/maps becomes one region record (or several, when its
-//! stored pages form more than `region_runs_max` runs), carrying its pages as the record's
-//! data. mtcp_restart maps them back; the runtime has nothing to restore.
+//! stored pages form more than `region_runs_max` runs or exceed `record_data_size_max`),
+//! carrying its pages as the record's data. mtcp_restart maps them back; the runtime has nothing to restore.
 //!
 //! Which pages are stored, decided per page from /proc/self/pagemap and the page's contents:
 //!   * anonymous, heap, stack, shared anonymous: pages that exist (present or swapped) and are
@@ -251,6 +251,11 @@ fn addPage(context: *kinds.SaveContext, part: *Part, page: u64, page_address: us
     const page_size = context.page_size;
     const runs = &scratch.?.runs;
     const relative = page - part.first_page;
+    if (part.page_count * page_size == image.data_size_max) {
+        try writePart(context, part, page);
+        part.* = .{ .mapping = part.mapping, .how = part.how, .first_page = page };
+        return addPage(context, part, page, page_address);
+    }
     const extends = part.run_count > 0 and
         runs[part.run_count - 1].page_index + runs[part.run_count - 1].page_count == relative;
     if (extends) {

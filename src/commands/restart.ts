@@ -116,6 +116,9 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
     DMTCP_CHECKPOINT_DIR: ckptDir,
     DMTCP_TMPDIR: options.tmpDir(parsed, env),
     DMTCP_QUIET: String(options.quietLevel(parsed, env)),
+    // readImage checksummed every page above: mtcp_restart checks them once more as it reads
+    // them into place instead of in a second pass of its own.
+    DMTCP_IMAGE_VERIFIED: "1",
   };
   keepAcrossExec(joined.fd);
   const code = execve(program, [basename(program), image.path], restartEnv);

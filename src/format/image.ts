@@ -9,6 +9,7 @@ export const IMAGE_VERSION = 1;
 export const HEADER_SIZE = 4096;
 export const RECORD_HEADER_SIZE = 32;
 export const BODY_SIZE_MAX = 64 * 1024;
+export const DATA_SIZE_MAX = 64 * 1024 * 1024;
 
 export const RecordTag = {
   process: 1, region: 2, thread: 3, descriptor: 4, signal_action: 5,
@@ -170,13 +171,18 @@ class Reader {
   constructor(readonly path: string, readonly fd: number, readonly size: number) {}
 
   bytes(offset: number, length: number, what: string): Uint8Array {
+    return this.into(new Uint8Array(length), offset, what);
+  }
+
+  /// Fills `buffer` from `offset`; restart reuses one buffer for every record's pages.
+  into(buffer: Uint8Array, offset: number, what: string): Uint8Array {
+    const length = buffer.length;
     if (offset + length > this.size) {
       throw new ImageInvalid(
         `${this.path}: truncated: ${what} ends at byte ${offset + length} of ${this.size}`,
         "The checkpoint was cut short (full disk or a killed copy); use an earlier image.",
       );
     }
-    const buffer = new Uint8Array(length);
     let done = 0;
     while (done < length) {
       const got = readSync(this.fd, buffer, done, length - done, offset + done);
@@ -270,13 +276,16 @@ function readRecords(reader: Reader, header: ImageHeader, verifyData: boolean): 
     signalActions: [],
   };
   const folded: Uint8Array[] = [];
+  let pages: Uint8Array | undefined;
   let offset = HEADER_SIZE;
   for (let index = 0; index < header.recordCount; index++) {
     const what = `record ${index + 1} of ${header.recordCount}`;
     const record = decodeStruct("RecordHeader", reader.bytes(offset, RECORD_HEADER_SIZE, what));
     const bodySize = num(record.body_size!);
     const dataSize = num(record.data_size!);
-    if (bodySize > BODY_SIZE_MAX) throw new ImageInvalid(`${reader.path}: corrupt: ${what} is too large`);
+    if (bodySize > BODY_SIZE_MAX || dataSize > DATA_SIZE_MAX) {
+      throw new ImageInvalid(`${reader.path}: corrupt: ${what} is too large`);
+    }
     const recordBytes = reader.bytes(offset, RECORD_HEADER_SIZE + bodySize, what);
     const body = recordBytes.subarray(RECORD_HEADER_SIZE);
     const checked = new Uint8Array(16 + bodySize);
@@ -288,7 +297,8 @@ function readRecords(reader: Reader, header: ImageHeader, verifyData: boolean): 
     const bodyEnd = alignForward(offset + RECORD_HEADER_SIZE + bodySize, 8);
     const dataOffset = dataSize === 0 ? bodyEnd : alignForward(bodyEnd, header.pageSize);
     if (dataSize > 0 && verifyData) {
-      const data = reader.bytes(dataOffset, dataSize, `${what}'s memory`);
+      pages ??= new Uint8Array(DATA_SIZE_MAX);
+      const data = reader.into(pages.subarray(0, dataSize), dataOffset, `${what}'s memory`);
       if (hash(data) !== record.data_checksum) {
         throw new ImageInvalid(`${reader.path}: corrupt: the memory of ${what} fails its checksum`);
       }

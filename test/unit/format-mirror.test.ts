@@ -46,6 +46,7 @@ describe("the TypeScript image mirror", () => {
     expect(image.HEADER_SIZE).toBe(zig.header_size);
     expect(image.RECORD_HEADER_SIZE).toBe(zig.record_header_size);
     expect(image.BODY_SIZE_MAX).toBe(zig.body_size_max);
+    expect(image.DATA_SIZE_MAX).toBe(zig.data_size_max);
   });
 
   test("every struct has the same size and field offsets", () => {

@@ -61,3 +61,15 @@ pub fn flushInstructionCache(start: usize, size: usize) void {
     _ = size;
     @panic(unsupported);
 }
+
+/// Bytes `writeJump` writes: `ldr x16, #8; br x16` and the 8-byte target.
+pub const jump_size = 16;
+
+/// Writes at `at` a jump to `target` through x16, the intra-procedure-call scratch register
+/// the ABI lets a veneer clobber (vDSO trampolines).
+pub fn writeJump(at: usize, target: usize) void {
+    const code: *[jump_size]u8 = @ptrFromInt(at);
+    std.mem.writeInt(u32, code[0..4], 0x58000050, .little); // ldr x16, #8
+    std.mem.writeInt(u32, code[4..8], 0xd61f0200, .little); // br x16
+    std.mem.writeInt(u64, code[8..16], target, .little);
+}

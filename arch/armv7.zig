@@ -61,3 +61,26 @@ pub fn flushInstructionCache(start: usize, size: usize) void {
     _ = size;
     @panic(unsupported);
 }
+
+/// Bytes `writeJump` writes: a load of pc and the 4-byte target (plus a Thumb alignment nop).
+pub const jump_size = 10;
+
+/// Writes at `at` a jump to `target` that clobbers no register (vDSO trampolines). The low
+/// bit of an address says Thumb, for both the entry point and the target.
+pub fn writeJump(at: usize, target: usize) void {
+    if (at & 1 == 0) {
+        const code: *[8]u8 = @ptrFromInt(at);
+        std.mem.writeInt(u32, code[0..4], 0xe51ff004, .little); // ldr pc, [pc, #-4]
+        std.mem.writeInt(u32, code[4..8], @intCast(target), .little);
+        return;
+    }
+    // Thumb: `ldr.w pc, [pc, #0]` reads from the next word-aligned address after pc + 4.
+    var code: [*]u8 = @ptrFromInt(at - 1);
+    if (@intFromPtr(code) % 4 != 0) {
+        std.mem.writeInt(u16, code[0..2], 0xbf00, .little); // nop
+        code += 2;
+    }
+    std.mem.writeInt(u16, code[0..2], 0xf8df, .little);
+    std.mem.writeInt(u16, code[2..4], 0xf000, .little);
+    std.mem.writeInt(u32, code[4..8], @intCast(target), .little);
+}

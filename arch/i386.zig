@@ -61,3 +61,13 @@ pub fn flushInstructionCache(start: usize, size: usize) void {
     _ = size;
     @panic(unsupported);
 }
+
+/// Bytes `writeJump` writes: `jmp rel32` (every address is in reach on 32 bits).
+pub const jump_size = 5;
+
+/// Writes at `at` a jump to `target` that clobbers no register (vDSO trampolines).
+pub fn writeJump(at: usize, target: usize) void {
+    const code: *[jump_size]u8 = @ptrFromInt(at);
+    code[0] = 0xe9;
+    std.mem.writeInt(u32, code[1..5], @truncate(target -% (at + jump_size)), .little);
+}

@@ -28,7 +28,7 @@ comptime {
         for (.{
             "Context",               "saveContext",   "restoreContext",   "stackPointer",
             "instructionPointer",    "threadPointer", "setThreadPointer", "jumpOnStack",
-            "flushInstructionCache",
+            "flushInstructionCache", "writeJump",     "jump_size",
         }) |declaration| {
             if (!@hasDecl(arch, declaration)) {
                 @compileError(arch.name ++ " lacks " ++ declaration);

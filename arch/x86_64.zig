@@ -130,6 +130,17 @@ fn jumpNaked() callconv(.naked) noreturn {
     );
 }
 
+/// Bytes `writeJump` writes: `jmp *0(%rip)` and the 8-byte target after it.
+pub const jump_size = 14;
+
+/// Writes at `at` an instruction sequence that jumps to `target`, clobbering no register
+/// (vDSO trampolines: the caller's arguments pass through untouched).
+pub fn writeJump(at: usize, target: usize) void {
+    const code: *[jump_size]u8 = @ptrFromInt(at);
+    code[0..6].* = .{ 0xff, 0x25, 0x00, 0x00, 0x00, 0x00 };
+    std.mem.writeInt(u64, code[6..14], target, .little);
+}
+
 /// x86 keeps instruction and data caches coherent.
 pub fn flushInstructionCache(start: usize, size: usize) void {
     _ = start;

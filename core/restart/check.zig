@@ -56,7 +56,7 @@ fn checkRecords() void {
         if (!state.data_verified and hashData(data_offset, record.data_size) != record.data_checksum) {
             fail("corrupt image: memory checksum mismatch");
         }
-        if (record.tag == @intFromEnum(image.RecordTag.region)) collectRegion(body);
+        if (record.tag == @intFromEnum(image.RecordTag.region)) collectRegion(body, record.data_size);
         image.foldRecord(&records, &record);
         offset = image.nextOffset(offset, &record, state.header.page_size);
     }
@@ -77,7 +77,7 @@ fn hashData(offset: u64, size: u64) u64 {
     return hasher.final();
 }
 
-fn collectRegion(body: []const u8) void {
+fn collectRegion(body: []const u8, data_size: u64) void {
     const region = std.mem.bytesToValue(image.Region, body[0..@sizeOf(image.Region)]);
     if (region.start % state.page_size != 0 or region.end % state.page_size != 0) {
         fail("corrupt image: region not page-aligned");
@@ -91,6 +91,7 @@ fn collectRegion(body: []const u8) void {
         else => null,
     };
     if (special) |which| state.special_old[@intFromEnum(which)] = interval;
+    if (special == .vdso) state.vdso_stored = data_size == region.end - region.start;
     if (state.region_count == state.regions.len) fail("image has too many regions");
     state.regions[state.region_count] = interval;
     state.region_count += 1;

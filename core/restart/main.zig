@@ -48,7 +48,7 @@ pub fn main() u8 {
     state.data_verified = hasVariable("DMTCP_IMAGE_VERIFIED=1");
     check.checkImage(); // Step 1.
     relocate.readOwnMappings();
-    special.compatible();
+    special.choose(hasVariable("DMTCP_VDSO_TRAMPOLINES=1"));
     keepEnvironment(); // Step 2.
     relocate.moveAndContinue(continueMoved);
 }

@@ -10,6 +10,7 @@ const limits = @import("limits");
 const image = @import("format").image;
 const state = @import("state.zig");
 const check = @import("check.zig");
+const special = @import("special.zig");
 const fail = @import("fail.zig").fail;
 
 /// Anonymous regions this large are mapped NORESERVE (huge reservations, as DMTCP does).
@@ -35,7 +36,8 @@ fn mapOne(body: []align(8) const u8, data_offset: u64, data_checksum: u64) void 
     const region = std.mem.bytesToValue(image.Region, body[0..@sizeOf(image.Region)]);
     const backing: image.Backing = @enumFromInt(region.backing);
     switch (backing) {
-        .vdso, .vvar, .vvar_vclock => return, // Moved by special.zig.
+        .vvar, .vvar_vclock => return, // Moved by special.zig, or unused with trampolines.
+        .vdso => if (!state.vdso_trampolines) return, // Moved by special.zig.
         else => {},
     }
     const flags: image.RegionFlags = @bitCast(region.flags);
@@ -71,6 +73,7 @@ fn mapOne(body: []align(8) const u8, data_offset: u64, data_checksum: u64) void 
     if (state.data_verified and data != data_offset and hasher.final() != data_checksum) {
         fail("the image changed while restarting (memory checksum mismatch)");
     }
+    if (backing == .vdso) special.patch(start, size);
     if (!(backing == .file and flags.shared) and filling != protection) {
         _ = linux.mprotect(@ptrFromInt(start), size, protection);
     }

@@ -44,6 +44,12 @@ pub var hole_start: usize = 0;
 pub var hole_size: usize = 0;
 /// Where, inside the hole, the special mappings wait while they move.
 pub var special_parking: usize = 0;
+/// The image stored its [vdso] pages (all of them): trampolines are possible.
+pub var vdso_stored: bool = false;
+/// This kernel's vDSO differs from the image's (or DMTCP_VDSO_TRAMPOLINES=1): the running
+/// kernel's special mappings stay where they are, and the image's [vdso] comes back as its
+/// old pages with every entry point turned into a jump to this kernel's (special.zig).
+pub var vdso_trampolines: bool = false;
 
 /// DMTCP_* variables as NUL-terminated strings, one after the other.
 pub var env_text: [limits.restart_env_size_max]u8 = undefined;

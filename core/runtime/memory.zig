@@ -11,8 +11,8 @@
 //!   * shared file mappings: none, their contents are the file;
 //!   * mappings of deleted files (and memfd, SysV shm): every non-zero page, read by content,
 //!     restored as private anonymous memory;
-//!   * [vdso], [vvar], [vvar_vclock]: none, only where they were (restart moves the running
-//!     kernel's there); [vsyscall] is not recorded at all;
+//!   * [vvar], [vvar_vclock]: none, only where they were (restart moves the running kernel's
+//!     there); [vdso]: its pages, for trampolines on another kernel; [vsyscall]: not recorded;
 //!   * this runtime's scratch memory (the maps text and pagemap buffer): recorded, never
 //!     stored (`contents_skipped`), since it is rebuilt by each checkpoint.
 //! Unreadable mappings holding pages are made readable for the write, then put back.
@@ -76,7 +76,9 @@ fn plan(mapping: *const Mapping, in_scratch: bool) ?Plan {
         return .{ .backing = .anonymous, .flags = .{ .contents_skipped = true }, .mode = .none };
     }
     if (std.mem.eql(u8, path, "[vsyscall]") or std.mem.eql(u8, path, "[vectors]")) return null;
-    if (std.mem.eql(u8, path, "[vdso]")) return .{ .backing = .vdso, .flags = .{}, .mode = .none };
+    // The vDSO's own pages are stored (two or three): a restart on a kernel whose vDSO differs
+    // maps them back and turns their entry points into jumps to the new vDSO.
+    if (std.mem.eql(u8, path, "[vdso]")) return .{ .backing = .vdso, .flags = .{}, .mode = .every };
     if (std.mem.eql(u8, path, "[vvar]")) return .{ .backing = .vvar, .flags = .{}, .mode = .none };
     if (std.mem.eql(u8, path, "[vvar_vclock]")) {
         return .{ .backing = .vvar_vclock, .flags = .{}, .mode = .none };

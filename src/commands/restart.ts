@@ -120,6 +120,9 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
     // them into place instead of in a second pass of its own.
     DMTCP_IMAGE_VERIFIED: "1",
   };
+  // Trampolines into this kernel's vDSO even when its layout matches (testing, or a kernel
+  // whose vDSO moved in a way the layout check cannot see).
+  if (env.DMTCP_VDSO_TRAMPOLINES === "1") restartEnv.DMTCP_VDSO_TRAMPOLINES = "1";
   keepAcrossExec(joined.fd);
   const code = execve(program, [basename(program), image.path], restartEnv);
   throw new ProgramError(`cannot run the restart program ${program} (errno ${code})`);

@@ -140,6 +140,25 @@ describe("checkpoint and restart", () => {
     }
   });
 
+  test("the clocks keep working through vDSO trampolines, as on another kernel", async () => {
+    const c = await computation();
+    let running = launch(c, [program("clock"), "10"]);
+    for (let round = 0; round < 2; round++) {
+      await until(() => numbers(running).length >= 3);
+      blockingCheckpoint(c);
+      running.child.kill("SIGKILL");
+      await running.exited();
+      await until(() => sandbox.status(Number(c.port)).peers === 0);
+      running = sandbox.spawn([DMTCP, "restart", "-p", c.port, findImage(c.ckptDir, "clock")!], {
+        env: { DMTCP_VDSO_TRAMPOLINES: "1" },
+      });
+      await until(() => numbers(running).length >= 5, { what: "the clock after restart" });
+      expect(running.stdout).not.toContain("BAD");
+      const realtime = Number(running.lines().at(-1)!.split(" ")[1]);
+      expect(Math.abs(realtime - Date.now())).toBeLessThan(2000);
+    }
+  });
+
   test("a program reading and writing pipes gets the restarting process's pipes", async () => {
     const c = await computation();
     let running = launch(c, ["/bin/cat"], "pipe");

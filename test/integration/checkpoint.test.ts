@@ -205,6 +205,9 @@ describe("checkpoint and restart", () => {
     }
     expect(starts[1]).toBe(starts[0]!);
     expect(existsSync(image)).toBe(true);
+    const fromDirectory = sandbox.spawn([DMTCP, "restart", "-p", c.port, "--restartdir", moved]);
+    await until(() => numbers(fromDirectory).length >= 2, { what: "restart --restartdir" });
+    expect(firstNumber(fromDirectory)).toBe(starts[0]!);
   });
 
   test("the restart script written after a checkpoint restarts the computation", async () => {

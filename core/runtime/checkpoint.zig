@@ -51,6 +51,11 @@ pub fn run(request: *const protocol.Header) connection.Error!void {
     buildPaths() catch setReason("checkpoint path too long", "", .SUCCESS);
     const outcome: Outcome = if (reason.len == 0) saveAndWrite() else .failed;
     if (outcome == .restarted) return afterRestart();
+    // The coordinator gone before every image is written: this image is not part of a
+    // complete checkpoint, so it must not be left behind (the previous one stays).
+    errdefer if (outcome == .written) {
+        _ = linux.unlinkat(linux.AT.FDCWD, @ptrCast(&temp_path), 0);
+    };
     try barrier(.written, .checkpointed);
     var status: protocol.Status = .success;
     if (outcome == .written) {

@@ -48,6 +48,24 @@ pub const suspend_timeout_ms = 10_000;
 /// into its saved context: it only runs a few instructions there.
 pub const restart_thread_stack_gap = 4096;
 
+/// Processes of one computation that one restart re-creates (one image each), and entries
+/// of a process's virtual pid table (each restarted process plus its zombies).
+pub const processes_max = 1024;
+/// Unreaped children one process records; more are left out of its image.
+pub const zombies_max = 256;
+/// Children of one process listed at a checkpoint (/proc/<pid>/task/<tid>/children).
+pub const children_max = 4096;
+/// Distinct pipes (and FIFOs) one restart re-creates for the whole tree.
+pub const pipes_max = 1024;
+/// Bytes buffered in one pipe: /proc/sys/fs/pipe-max-size's default, the most an
+/// unprivileged process can give a pipe.
+pub const pipe_size_max = 1024 * 1024;
+/// Distinct shared memory objects (shared anonymous or deleted mappings) of one restart.
+pub const shared_objects_max = 1024;
+/// The lowest descriptor number mtcp_restart puts its own descriptors at, when the images
+/// use none above it (shells move theirs to 10 and up, so stay clear of the low ones).
+pub const restart_fd_base_min = 100;
+
 comptime {
     std.debug.assert(thread_stack_size % 4096 == 0);
     std.debug.assert(name_size_max < path_size_max);

@@ -91,6 +91,11 @@ pub const RecordTag = enum(u16) {
     descriptor = 4,
     /// One signal's disposition (only those not at their default).
     signal_action = 5,
+    /// The process's place in its computation: virtual ids, and its unreaped children.
+    /// One per image. (Tags 10 and up belong to the processes kinds: pids.zig, pipes.zig.)
+    process_tree = 10,
+    /// One descriptor on a pipe or FIFO, with the bytes buffered in it as data.
+    pipe = 11,
 };
 
 pub const RecordHeader = extern struct {
@@ -163,7 +168,10 @@ pub const Region = extern struct {
     reserved: u16 = 0,
     path_size: u32,
     run_count: u32,
-    reserved1: u32 = 0,
+    /// Low 32 bits of the inode of a shared anonymous or deleted mapping (0 otherwise): one
+    /// shared object has the same inode in every process that maps it, which is how restart
+    /// maps it shared again. tmpfs hands out 32-bit inode numbers unless mounted inode64.
+    inode: u32 = 0,
     // Followed by path_size bytes of path (no NUL), zero padding to a multiple of 8, then
     // run_count `Run`s, in increasing page order.
 };
@@ -207,6 +215,58 @@ pub const DescriptorKind = enum(u16) {
     inherit = 4,
     /// Something we cannot restore yet (socket, eventfd, ...): recorded, then left closed.
     unsupported = 5,
+    /// A pipe or FIFO: restored from its `pipe` record, not from this one.
+    pipe = 6,
+};
+
+/// Ids as the program sees them: the kernel's ids of the first run, kept across restarts.
+pub const ProcessTree = extern struct {
+    virtual_pid: u32,
+    virtual_ppid: u32,
+    virtual_pgid: u32,
+    virtual_sid: u32,
+    /// The kernel's pid at the checkpoint (informational).
+    real_pid: u32,
+    zombie_count: u32,
+    // Followed by zombie_count `Zombie`s.
+};
+
+/// A child that had exited but was not yet waited for: restart re-creates it as a zombie.
+pub const Zombie = extern struct {
+    virtual_pid: u32,
+    /// Its status as wait() reports it.
+    wait_status: u32,
+};
+
+pub const PipeEnd = enum(u16) { read = 1, write = 2 };
+
+pub const Pipe = extern struct {
+    fd: i32,
+    /// PipeEnd.
+    end: u16,
+    reserved: u16 = 0,
+    /// fcntl(F_GETFL).
+    open_flags: u32,
+    /// fcntl(F_GETFD): FD_CLOEXEC.
+    fd_flags: u32,
+    /// st_ino: both ends of one pipe have it, in every process that holds them.
+    inode: u64,
+    /// fcntl(F_GETPIPE_SZ).
+    capacity: u32,
+    /// Bytes buffered in the pipe at the checkpoint: the record's data (padded to 8 bytes).
+    byte_count: u32,
+    /// A FIFO's path; 0 for an anonymous pipe.
+    path_size: u32,
+    reserved1: u32 = 0,
+    // Followed by path_size bytes of path (no NUL).
+};
+
+/// A pipe mtcp_restart created for the whole tree before forking it, found by inode: each
+/// process takes its own ends from here (RestartInfo.pipes) and closes the rest.
+pub const InheritedPipe = extern struct {
+    inode: u64,
+    read_fd: i32,
+    write_fd: i32,
 };
 
 pub const Descriptor = extern struct {
@@ -237,8 +297,17 @@ pub const RestartInfo = extern struct {
     /// it once no thread runs there.
     restart_start: u64,
     restart_end: u64,
+    /// A file of `pid_map_count` (virtual pid, new kernel pid) u32 pairs, one per process
+    /// the restart re-creates, each written by its process before it restores; -1 if none.
+    pid_map_fd: i32 = -1,
+    pid_map_count: u32 = 0,
+    /// Address of `pipe_count` InheritedPipe in mtcp_restart's memory (valid until the
+    /// restore hooks are done).
+    pipes: u64 = 0,
+    pipe_count: u32 = 0,
+    reserved1: u32 = 0,
 };
-pub const restart_info_version: u32 = 1;
+pub const restart_info_version: u32 = 2;
 
 comptime {
     assert(builtin.cpu.arch.endian() == .little);
@@ -253,7 +322,11 @@ comptime {
     assert(@sizeOf(Thread) == 32);
     assert(@sizeOf(Descriptor) == 32);
     assert(@sizeOf(SignalAction) == 40);
-    assert(@sizeOf(RestartInfo) == 40);
+    assert(@sizeOf(RestartInfo) == 64);
+    assert(@sizeOf(ProcessTree) == 24);
+    assert(@sizeOf(Zombie) == 8);
+    assert(@sizeOf(Pipe) == 40);
+    assert(@sizeOf(InheritedPipe) == 16);
 }
 
 pub fn hash(bytes: []const u8) u64 {
@@ -347,6 +420,20 @@ pub fn checkBody(record: *const RecordHeader, body: []const u8) BodyError!void {
         },
         .thread => if (body.len != @sizeOf(Thread)) return error.BadBody,
         .signal_action => if (body.len != @sizeOf(SignalAction)) return error.BadBody,
+        .process_tree => {
+            if (body.len < @sizeOf(ProcessTree)) return error.BadBody;
+            const tree = std.mem.bytesToValue(ProcessTree, body[0..@sizeOf(ProcessTree)]);
+            const zombies_size = @as(u64, tree.zombie_count) * @sizeOf(Zombie);
+            if (body.len != @sizeOf(ProcessTree) + zombies_size) return error.BadBody;
+            if (tree.virtual_pid == 0) return error.BadBody;
+        },
+        .pipe => {
+            if (body.len < @sizeOf(Pipe)) return error.BadBody;
+            const pipe = std.mem.bytesToValue(Pipe, body[0..@sizeOf(Pipe)]);
+            if (body.len != @sizeOf(Pipe) + pipe.path_size) return error.BadBody;
+            if (record.data_size != alignForward(pipe.byte_count, 8)) return error.BadBody;
+            _ = std.meta.intToEnum(PipeEnd, pipe.end) catch return error.BadBody;
+        },
         .descriptor => {
             if (body.len < @sizeOf(Descriptor)) return error.BadBody;
             const descriptor = std.mem.bytesToValue(Descriptor, body[0..@sizeOf(Descriptor)]);

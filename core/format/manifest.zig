@@ -39,7 +39,7 @@ fn writeImage(out: *std.Io.Writer) !void {
         image.data_size_max,
     });
     try out.writeAll("\"structs\":{");
-    const structs = .{ "Header", "RecordHeader", "Process", "Region", "Run", "Thread", "Descriptor", "SignalAction" };
+    const structs = .{ "Header", "RecordHeader", "Process", "Region", "Run", "Thread", "Descriptor", "SignalAction", "ProcessTree", "Zombie", "Pipe" };
     inline for (structs, 0..) |name, index| {
         if (index > 0) try out.writeAll(",");
         const T = @field(image, name);
@@ -48,7 +48,7 @@ fn writeImage(out: *std.Io.Writer) !void {
         try out.writeAll("}");
     }
     try out.writeAll("}");
-    inline for (.{ "RecordTag", "Backing", "ThreadRole", "DescriptorKind" }) |name| {
+    inline for (.{ "RecordTag", "Backing", "ThreadRole", "DescriptorKind", "PipeEnd" }) |name| {
         try out.print(",\"{s}\":", .{name});
         try writeEnum(out, @field(image, name));
     }

@@ -1,9 +1,11 @@
-//! mtcp_restart IMAGE: the static, libc-free, position-independent program that turns itself
+//! mtcp_restart IMAGE...: the static, libc-free, position-independent program that turns itself
 //! into the checkpointed process. `dmtcp restart` execs it with the coordinator connection
 //! (DMTCP_COORD_FD, or DMTCP_COORD_ADDR/PORT/TOKEN) and DMTCP_CHECKPOINT_DIR in its
 //! environment; run directly with none of them, the restored program runs unmanaged.
 //!
 //! Steps, in this order:
+//!  0. With several images (or one): fork the process tree, so that each process restores
+//!     one image, sharing the pipes and memory it shared (tree.zig).
 //!  1. Open and check the whole image (header, every checksum, sizes) and collect where its
 //!     regions go: nothing is touched before we know the image is good.
 //!  2. Keep our DMTCP_* variables (values, in static memory), then move ourselves into a
@@ -29,12 +31,13 @@ const check = @import("check.zig");
 const relocate = @import("relocate.zig");
 const special = @import("special.zig");
 const regions = @import("regions.zig");
+const tree = @import("tree.zig");
 const fail = @import("fail.zig").fail;
 
 pub fn main() u8 {
     var args = std.process.args();
     _ = args.skip();
-    const first = args.next() orelse fail("usage: mtcp_restart IMAGE");
+    const first = args.next() orelse fail("usage: mtcp_restart IMAGE...");
     if (std.mem.eql(u8, first, "--version")) {
         const text = "mtcp_restart (dmtcp) " ++ arch.name ++ "\n";
         _ = linux.write(1, text.ptr, text.len);
@@ -42,13 +45,22 @@ pub fn main() u8 {
     }
     if (!arch.supported) fail("restart is not yet supported on " ++ arch.name);
     state.page_size = std.heap.pageSize();
-    const rc = linux.openat(linux.AT.FDCWD, first.ptr, .{ .CLOEXEC = true }, 0);
+    tree.addTarget(first.ptr);
+    while (args.next()) |path| tree.addTarget(path.ptr);
+    if (variable("DMTCP_RESTART_FDS=")) |fds| tree.takeConnections(fds);
+    const own = &tree.targets[tree.build()]; // Step 0: from here on, one process per image.
+    const own_class: u8 = if (@sizeOf(usize) == 8) image.elf_class_64 else image.elf_class_32;
+    // The hook for mixed trees: such a process would exec the other word size's mtcp_restart
+    // (found in DMTCP_NATIVE_DIR) with its image and descriptors.
+    if (own.elf_class != own_class) fail("image of a process of the other word size");
+    const rc = linux.openat(linux.AT.FDCWD, own.path, .{ .CLOEXEC = true }, 0);
     if (linux.E.init(rc) != .SUCCESS) fail("cannot open the image");
-    state.image_fd = @intCast(rc);
-    state.data_verified = hasVariable("DMTCP_IMAGE_VERIFIED=1");
+    state.image_fd = tree.liftImage(@intCast(rc));
+    state.connection_fd = own.connection_fd;
+    state.data_verified = isOne(variable("DMTCP_IMAGE_VERIFIED="));
     check.checkImage(); // Step 1.
     relocate.readOwnMappings();
-    special.choose(hasVariable("DMTCP_VDSO_TRAMPOLINES=1"));
+    special.choose(isOne(variable("DMTCP_VDSO_TRAMPOLINES=")));
     keepEnvironment(); // Step 2.
     relocate.moveAndContinue(continueMoved);
 }
@@ -58,13 +70,18 @@ fn continueMoved(_: usize) callconv(.c) noreturn {
     unmapOldSelf();
     special.move();
     regions.mapAll();
+    tree.closeSharedObjects();
     buildEnvironment();
     state.info = .{
         .image_fd = state.image_fd,
-        .coordinator_fd = -1,
+        .coordinator_fd = state.connection_fd,
         .envp = @intFromPtr(&state.envp),
         .restart_start = state.hole_start,
         .restart_end = state.hole_start + state.hole_size,
+        .pid_map_fd = tree.pid_map_fd,
+        .pid_map_count = tree.pid_map_count,
+        .pipes = @intFromPtr(&tree.inherited),
+        .pipe_count = @intCast(tree.inherited_count),
     };
     arch.setThreadPointer(@intCast(state.header.restart_thread_pointer));
     const entry: *const fn (*const image.RestartInfo) callconv(.c) noreturn =
@@ -88,11 +105,17 @@ fn isSpecial(interval: state.Interval) bool {
     return false;
 }
 
-fn hasVariable(comptime entry: []const u8) bool {
-    for (std.os.environ) |variable| {
-        if (std.mem.eql(u8, std.mem.span(variable), entry)) return true;
+fn isOne(value: ?[]const u8) bool {
+    return if (value) |text| std.mem.eql(u8, text, "1") else false;
+}
+
+/// The value of `prefix` ("NAME=") in our environment.
+fn variable(comptime prefix: []const u8) ?[]const u8 {
+    for (std.os.environ) |entry| {
+        const text = std.mem.span(entry);
+        if (std.mem.startsWith(u8, text, prefix)) return text[prefix.len..];
     }
-    return false;
+    return null;
 }
 
 /// Copies our DMTCP_* variables into static memory (the stack they live on goes away).

@@ -2,7 +2,8 @@
 //! are mapped writable while they are filled, then given their own protection. File-backed
 //! regions map their file again (the image holds only the pages the program changed);
 //! anonymous ones start as zero pages and get their stored pages with pread. Shared
-//! anonymous memory comes back private: one process, nobody to share with yet.
+//! anonymous memory (and deleted shared files) map the memfd tree.zig made for the object,
+//! so it stays shared between the processes of the tree; each writes the pages it stored.
 const std = @import("std");
 const linux = std.os.linux;
 const assert = std.debug.assert;
@@ -11,6 +12,7 @@ const image = @import("format").image;
 const state = @import("state.zig");
 const check = @import("check.zig");
 const special = @import("special.zig");
+const tree = @import("tree.zig");
 const fail = @import("fail.zig").fail;
 
 /// Anonymous regions this large are mapped NORESERVE (huge reservations, as DMTCP does).
@@ -47,6 +49,8 @@ fn mapOne(body: []align(8) const u8, data_offset: u64, data_checksum: u64) void 
     const filling = protection | linux.PROT.READ | linux.PROT.WRITE;
     if (backing == .file and !flags.deleted) {
         mapFile(region, image.regionPath(body), if (flags.shared) protection else filling);
+    } else if (flags.shared and tree.sharedObject(region, image.regionPath(body)) != null) {
+        mapShared(region, tree.sharedObject(region, image.regionPath(body)).?, filling);
     } else {
         const rc = linux.mmap(@ptrFromInt(start), size, filling, .{
             .TYPE = .PRIVATE,
@@ -77,6 +81,19 @@ fn mapOne(body: []align(8) const u8, data_offset: u64, data_checksum: u64) void 
     if (!(backing == .file and flags.shared) and filling != protection) {
         _ = linux.mprotect(@ptrFromInt(start), size, protection);
     }
+}
+
+/// Shared memory no file holds: the memfd mtcp_restart made for it before forking the tree,
+/// so every process that mapped it maps the same object again.
+fn mapShared(region: image.Region, fd: i32, protection: usize) void {
+    const start: usize = @intCast(region.start);
+    const size: usize = @intCast(region.end - region.start);
+    const mapped = linux.mmap(@ptrFromInt(start), size, protection, .{
+        .TYPE = .SHARED,
+        .FIXED_NOREPLACE = true,
+    }, fd, @intCast(region.file_offset));
+    const ok = linux.E.init(mapped) == .SUCCESS and mapped == start;
+    if (!ok) failAt("cannot map shared memory at ", start);
 }
 
 fn mapFile(region: image.Region, path: []const u8, protection: usize) void {

@@ -20,6 +20,8 @@ pub const Special = enum { vvar, vvar_vclock, vdso };
 pub const special_count = 3;
 
 pub var image_fd: i32 = -1;
+/// This process's coordinator connection (DMTCP_RESTART_FDS), or -1.
+pub var connection_fd: i32 = -1;
 /// DMTCP_IMAGE_VERIFIED=1: `dmtcp restart` checksummed every page of the image just before
 /// exec'ing us, so step 1 checks only the structure and step 4 checksums the pages as it
 /// reads them into place (one pass over the data instead of two).

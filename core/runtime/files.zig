@@ -59,6 +59,7 @@ fn classify(fd: i32, stat: *const linux.Stat, path: []const u8) image.Descriptor
     if (linux.S.ISREG(stat.mode) and !deleted and path.len > 0 and path[0] == '/') return .regular;
     if (linux.S.ISDIR(stat.mode) and !deleted) return .directory;
     if (linux.S.ISCHR(stat.mode) and std.mem.eql(u8, path, "/dev/null")) return .dev_null;
+    if (linux.S.ISFIFO(stat.mode)) return .pipe; // pipes.zig.
     if (fd <= 2) return .inherit;
     return .unsupported;
 }
@@ -70,7 +71,7 @@ fn restore(context: *kinds.RestoreContext, record: kinds.Record) kinds.RestoreEr
     const fd = descriptor.fd;
     if (fd < 0) return error.BadRecord;
     switch (@as(image.DescriptorKind, @enumFromInt(descriptor.kind))) {
-        .inherit, .unsupported => return,
+        .inherit, .unsupported, .pipe => return,
         .regular, .directory, .dev_null => {},
     }
     moveAside(context.image_fd, fd);

@@ -284,16 +284,20 @@ fn writePart(context: *kinds.SaveContext, part: *Part, end_page: u64) kinds.Save
     assert(end_page > part.first_page);
     const start = mapping.start + part.first_page * page_size;
     const path = mapping.path[0..@min(mapping.path.len, limits.path_size_max)];
+    // Shared memory no file holds: restart shares it again between the processes that map
+    // it, found by inode (docs/processes.md).
+    const shared_object = part.how.flags.shared and part.how.flags.deleted;
     const region: image.Region = .{
         .start = start,
         .end = mapping.start + end_page * page_size,
-        .file_offset = if (part.how.backing == .file) mapping.offset + part.first_page * page_size else 0,
+        .file_offset = if (part.how.backing == .file or shared_object) mapping.offset + part.first_page * page_size else 0,
         .page_count = part.page_count,
         .protection = mapping.protection,
         .flags = @bitCast(part.how.flags),
         .backing = @intFromEnum(part.how.backing),
         .path_size = @intCast(path.len),
         .run_count = @intCast(part.run_count),
+        .inode = if (shared_object) @truncate(mapping.inode) else 0,
     };
     const padding = [_]u8{0} ** 8;
     const pad = (8 - (@sizeOf(image.Region) + path.len) % 8) % 8;

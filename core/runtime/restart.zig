@@ -104,6 +104,8 @@ pub fn rejoin() connection.Error!bool {
     const fd = info.coordinator_fd;
     if (fd >= 0 and isSocket(fd)) {
         worker.adopt(fd);
+        // The restarter registered us under its own pid: say which process we are.
+        try worker.announce();
         return true;
     }
     if (!worker.state.settings.enabled) return false;

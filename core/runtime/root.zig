@@ -48,6 +48,8 @@ test {
     _ = @import("files.zig");
     _ = @import("process.zig");
     _ = @import("signals.zig");
+    _ = @import("pids.zig");
+    _ = @import("pipes.zig");
 }
 
 /// A broken invariant in our code: say where, on stderr, and end the process with DMTCP's

@@ -161,7 +161,7 @@ pub fn register() connection.Error!Registered {
 }
 
 /// Tells the coordinator who holds the connection now: the program after exec, or a child.
-fn announce() connection.Error!void {
+pub fn announce() connection.Error!void {
     var payload_buffer: [2 * limits.name_size_max + 2]u8 = undefined;
     const payload = connection.namePayload(&payload_buffer, state.identity());
     var header: protocol.Header = .{

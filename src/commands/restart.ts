@@ -12,7 +12,7 @@ import { readImage, type Image } from "../format/image";
 import { carriedArchs, nativeDirectory, restartProgram } from "../native/cache";
 import type { ArchName } from "../native/elf";
 import { execve, keepAcrossExec } from "../native/libc";
-import { coordinatorEnv, joinComputation } from "../worker/join";
+import { coordinatorEnv, joinAgain, joinComputation } from "../worker/join";
 import { writePortFile } from "./launch";
 
 export const args = {
@@ -91,15 +91,13 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
       );
     }
   }
-  if (images.length > 1) {
-    throw new UsageError("restarting several processes at once is not supported yet; give one image");
-  }
-  const image = images[0]!;
+  checkTree(images);
+  const first = images[0]!;
   const target = options.coordinatorTarget(parsed, env);
   const intervalS = options.intervalS(parsed, env);
-  const ckptDir = options.directory(parsed, "ckptdir", env, [], dirname(image.path));
+  const ckptDir = options.directory(parsed, "ckptdir", env, [], dirname(first.path));
   const natives = await nativeDirectory(env);
-  const joined = await joinComputation(target, {
+  const registration = (image: Image) => ({
     name: image.header.programName,
     realPid: process.pid,
     intervalS,
@@ -108,11 +106,18 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
       workerId: image.header.workerId, computationId: image.header.computationId,
       generation: image.header.generation, peerCount: image.header.peerCount,
     },
-  }, env, ["-c", ckptDir, ...(intervalS === undefined ? [] : ["-i", String(intervalS)])]);
+  });
+  // One connection per image: mtcp_restart forks the tree and hands each process its own.
+  const joined = await joinComputation(target, registration(first), env,
+    ["-c", ckptDir, ...(intervalS === undefined ? [] : ["-i", String(intervalS)])]);
+  const connections = [joined, ...images.slice(1).map((image) => joinAgain(joined, registration(image)))];
   if (target.portFile) writePortFile(target.portFile, joined.port);
+  const image = first;
   const program = restartProgram(natives, image.header.archName as ArchName);
+  const { DMTCP_COORD_FD: _, ...coordinator } = coordinatorEnv(joined);
   const restartEnv: Record<string, string> = {
-    ...coordinatorEnv(joined),
+    ...coordinator,
+    DMTCP_RESTART_FDS: connections.map((connection) => connection.fd).join(","),
     DMTCP_CHECKPOINT_DIR: ckptDir,
     DMTCP_TMPDIR: options.tmpDir(parsed, env),
     DMTCP_QUIET: String(options.quietLevel(parsed, env)),
@@ -123,7 +128,34 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
   // Trampolines into this kernel's vDSO even when its layout matches (testing, or a kernel
   // whose vDSO moved in a way the layout check cannot see).
   if (env.DMTCP_VDSO_TRAMPOLINES === "1") restartEnv.DMTCP_VDSO_TRAMPOLINES = "1";
-  keepAcrossExec(joined.fd);
-  const code = execve(program, [basename(program), image.path], restartEnv);
+  for (const connection of connections) keepAcrossExec(connection.fd);
+  const imageArgs = images.map((each) => each.path);
+  const code = execve(program, [basename(program), ...imageArgs], restartEnv);
   throw new ProgramError(`cannot run the restart program ${program} (errno ${code})`);
+}
+
+/// The images of one restart must be one computation's processes, each once, of one word
+/// size (mixed trees: issue 7).
+function checkTree(images: Image[]): void {
+  const first = images[0]!;
+  const seen = new Set<number>();
+  for (const image of images) {
+    if (image.header.computationId !== first.header.computationId) {
+      throw new UsageError(
+        `${image.path} belongs to computation ${image.header.computationId.toString(16)}, ` +
+          `${first.path} to ${first.header.computationId.toString(16)}`,
+        "Restart the images of one computation together (its dmtcp_restart_script.sh does).",
+      );
+    }
+    if (image.header.generation !== first.header.generation) {
+      throw new UsageError(`${image.path} and ${first.path} come from different checkpoints`);
+    }
+    if (seen.has(image.header.workerId)) {
+      throw new UsageError(`two images of worker ${image.header.workerId}; give each image once`);
+    }
+    seen.add(image.header.workerId);
+    if (image.header.elfClass !== first.header.elfClass) {
+      throw new UsageError("restarting 32-bit and 64-bit processes together is not supported yet");
+    }
+  }
 }

@@ -12,14 +12,15 @@ export const BODY_SIZE_MAX = 64 * 1024;
 export const DATA_SIZE_MAX = 64 * 1024 * 1024;
 
 export const RecordTag = {
-  process: 1, region: 2, thread: 3, descriptor: 4, signal_action: 5,
+  process: 1, region: 2, thread: 3, descriptor: 4, signal_action: 5, process_tree: 10, pipe: 11,
 } as const;
 export const Backing = {
   anonymous: 1, heap: 2, stack: 3, file: 4, vdso: 5, vvar: 6, vvar_vclock: 7,
 } as const;
 export const DescriptorKind = {
-  regular: 1, directory: 2, dev_null: 3, inherit: 4, unsupported: 5,
+  regular: 1, directory: 2, dev_null: 3, inherit: 4, unsupported: 5, pipe: 6,
 } as const;
+export const PipeEnd = { read: 1, write: 2 } as const;
 export const ThreadRole = { main: 1, checkpoint: 2, other: 3 } as const;
 export const RegionFlags = { shared: 0, contents_skipped: 1, deleted: 2 } as const;
 export const ARCH_NAMES: Record<number, string> = { 1: "x86_64", 2: "i386", 3: "aarch64", 4: "armv7" };
@@ -56,7 +57,7 @@ export const LAYOUTS: Record<string, Layout> = {
     ["start", 0, "u64"], ["end", 8, "u64"], ["file_offset", 16, "u64"], ["page_count", 24, "u64"],
     ["protection", 32, "u32"], ["flags", 36, "u32"], ["backing", 40, "u16"],
     ["reserved", 42, "u16"], ["path_size", 44, "u32"], ["run_count", 48, "u32"],
-    ["reserved1", 52, "u32"],
+    ["inode", 52, "u32"],
   ],
   Run: [["page_index", 0, "u64"], ["page_count", 8, "u64"]],
   Thread: [
@@ -72,11 +73,21 @@ export const LAYOUTS: Record<string, Layout> = {
     ["signal", 0, "u32"], ["reserved", 4, "u32"], ["handler", 8, "u64"], ["flags", 16, "u64"],
     ["restorer", 24, "u64"], ["mask", 32, "u64"],
   ],
+  ProcessTree: [
+    ["virtual_pid", 0, "u32"], ["virtual_ppid", 4, "u32"], ["virtual_pgid", 8, "u32"],
+    ["virtual_sid", 12, "u32"], ["real_pid", 16, "u32"], ["zombie_count", 20, "u32"],
+  ],
+  Zombie: [["virtual_pid", 0, "u32"], ["wait_status", 4, "u32"]],
+  Pipe: [
+    ["fd", 0, "i32"], ["end", 4, "u16"], ["reserved", 6, "u16"], ["open_flags", 8, "u32"],
+    ["fd_flags", 12, "u32"], ["inode", 16, "u64"], ["capacity", 24, "u32"],
+    ["byte_count", 28, "u32"], ["path_size", 32, "u32"], ["reserved1", 36, "u32"],
+  ],
 };
 
 export const STRUCT_SIZES: Record<string, number> = {
   Header: 4096, RecordHeader: 32, Process: 120, Region: 56, Run: 16, Thread: 32, Descriptor: 32,
-  SignalAction: 40,
+  SignalAction: 40, ProcessTree: 24, Zombie: 8, Pipe: 40,
 };
 
 export function fieldSize(type: FieldType): number {
@@ -156,8 +167,29 @@ export interface SignalActionInfo {
   mask: bigint;
 }
 
+export interface ProcessTreeInfo {
+  virtualPid: number;
+  virtualPpid: number;
+  virtualPgid: number;
+  virtualSid: number;
+  realPid: number;
+  zombies: { virtualPid: number; waitStatus: number }[];
+}
+
+export interface PipeInfo {
+  fd: number;
+  end: number;
+  inode: bigint;
+  capacity: number;
+  byteCount: number;
+  path: string;
+}
+
 export interface Image {
   path: string;
+  /// Undefined in images of programs that never recorded their place in a tree.
+  tree?: ProcessTreeInfo;
+  pipes: PipeInfo[];
   header: ImageHeader;
   cwd: string;
   umask: number;
@@ -270,13 +302,15 @@ function alignForward(value: number, alignment: number): number {
   return Math.ceil(value / alignment) * alignment;
 }
 
+/// One buffer for the pages of every record of every image read (a restart reads many).
+let sharedPages: Uint8Array | undefined;
+
 function readRecords(reader: Reader, header: ImageHeader, verifyData: boolean): Image {
   const image: Image = {
     path: reader.path, header, cwd: "", umask: 0, regions: [], descriptors: [], threads: [],
-    signalActions: [],
+    signalActions: [], pipes: [],
   };
   const folded: Uint8Array[] = [];
-  let pages: Uint8Array | undefined;
   let offset = HEADER_SIZE;
   for (let index = 0; index < header.recordCount; index++) {
     const what = `record ${index + 1} of ${header.recordCount}`;
@@ -297,8 +331,8 @@ function readRecords(reader: Reader, header: ImageHeader, verifyData: boolean): 
     const bodyEnd = alignForward(offset + RECORD_HEADER_SIZE + bodySize, 8);
     const dataOffset = dataSize === 0 ? bodyEnd : alignForward(bodyEnd, header.pageSize);
     if (dataSize > 0 && verifyData) {
-      pages ??= new Uint8Array(DATA_SIZE_MAX);
-      const data = reader.into(pages.subarray(0, dataSize), dataOffset, `${what}'s memory`);
+      sharedPages ??= new Uint8Array(DATA_SIZE_MAX);
+      const data = reader.into(sharedPages.subarray(0, dataSize), dataOffset, `${what}'s memory`);
       if (hash(data) !== record.data_checksum) {
         throw new ImageInvalid(`${reader.path}: corrupt: the memory of ${what} fails its checksum`);
       }
@@ -373,7 +407,36 @@ function addRecord(image: Image, tag: number, body: Uint8Array, dataSize: number
       signal: num(action.signal!), handler: action.handler as bigint,
       flags: action.flags as bigint, mask: action.mask as bigint,
     });
+  } else if (tag === RecordTag.process_tree) {
+    image.tree = decodeTree(body, bad);
+  } else if (tag === RecordTag.pipe) {
+    if (body.length < STRUCT_SIZES.Pipe!) throw bad();
+    const pipe = decodeStruct("Pipe", body);
+    const byteCount = num(pipe.byte_count!);
+    if (body.length !== STRUCT_SIZES.Pipe! + num(pipe.path_size!)) throw bad();
+    if (dataSize !== alignForward(byteCount, 8)) throw bad();
+    image.pipes.push({
+      fd: num(pipe.fd!), end: num(pipe.end!), inode: pipe.inode as bigint,
+      capacity: num(pipe.capacity!), byteCount, path: after(40, num(pipe.path_size!)),
+    });
   } else {
     throw new ImageInvalid(`${path}: corrupt: ${what} has unknown tag ${tag}`);
   }
+}
+
+function decodeTree(body: Uint8Array, bad: () => ImageInvalid): ProcessTreeInfo {
+  if (body.length < STRUCT_SIZES.ProcessTree!) throw bad();
+  const tree = decodeStruct("ProcessTree", body);
+  const count = num(tree.zombie_count!);
+  if (body.length !== STRUCT_SIZES.ProcessTree! + count * STRUCT_SIZES.Zombie!) throw bad();
+  const zombies = [];
+  for (let index = 0; index < count; index++) {
+    const zombie = decodeStruct("Zombie", body, STRUCT_SIZES.ProcessTree! + index * 8);
+    zombies.push({ virtualPid: num(zombie.virtual_pid!), waitStatus: num(zombie.wait_status!) });
+  }
+  return {
+    virtualPid: num(tree.virtual_pid!), virtualPpid: num(tree.virtual_ppid!),
+    virtualPgid: num(tree.virtual_pgid!), virtualSid: num(tree.virtual_sid!),
+    realPid: num(tree.real_pid!), zombies,
+  };
 }

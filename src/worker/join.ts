@@ -84,6 +84,22 @@ export async function joinComputation(
   return register(fd, target.host, address, port, registration, { ...env, DMTCP_COORD_TOKEN: hex(token) });
 }
 
+/// Registers one more process with the coordinator `joined` reached: a restart of several
+/// images holds one connection per image.
+export function joinAgain(joined: Joined, registration: Registration): Joined {
+  const fd = tryConnect(joined.address, joined.port);
+  if (fd === undefined) {
+    throw new CoordinatorError(`the coordinator at ${joined.host}:${joined.port} went away`);
+  }
+  try {
+    const workerId = hello(fd, joined.token, registration);
+    return { ...joined, fd, workerId };
+  } catch (error) {
+    closeFd(fd);
+    throw error;
+  }
+}
+
 function tryConnect(address: string, port: number): number | undefined {
   if (port === 0) return undefined;
   try {

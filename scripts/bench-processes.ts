@@ -1,0 +1,96 @@
+// Process trees: checkpoint and restart time against the number of processes (1, 10, 50), and
+// the cost of the pid wrappers and of fork under the runtime beside the same program bare.
+// Usage: bun run scripts/bench-processes.ts   (after ./scripts/build)
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const root = join(import.meta.dir, "..");
+const dmtcp = join(root, "dist", "dmtcp-linux-x64");
+const programs = join(root, "zig-out", "x86_64", "test");
+const dir = mkdtempSync(join(tmpdir(), "dmtcp-bench-processes-"));
+const env = { ...process.env, XDG_RUNTIME_DIR: join(dir, "run"), DMTCP_TMPDIR: dir } as Record<string, string>;
+
+function run(args: string[]): string {
+  const result = Bun.spawnSync([dmtcp, ...args], { env, stdout: "pipe", stderr: "pipe" });
+  return result.stdout.toString();
+}
+
+async function until(condition: () => boolean, timeoutMs = 60000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await Bun.sleep(10);
+  }
+}
+
+function status(port: string): { peers: number; running: boolean } {
+  const reply = JSON.parse(run(["command", "-p", port, "--json", "--status"]));
+  return { peers: reply.num_peers ?? -1, running: reply.running ?? false };
+}
+
+async function tree(count: number): Promise<{ checkpointMs: number; restartMs: number }> {
+  const ckpt = join(dir, `ckpt-${count}`);
+  mkdirSync(ckpt, { recursive: true });
+  const portFile = join(dir, `port-${count}`);
+  const coordinator = Bun.spawn([dmtcp, "coordinator", "-p", "0", "--port-file", portFile, "-c", ckpt], { env, stderr: "ignore" });
+  await until(() => Bun.file(portFile).size > 0);
+  const port = await Bun.file(portFile).text();
+  const launched = Bun.spawn([dmtcp, "launch", "-p", port, "-c", ckpt, join(programs, "tree"), String(count), "100"], { env, stdout: "ignore" });
+  await until(() => status(port).peers === count);
+  const start = performance.now();
+  run(["command", "-p", port, "--bcheckpoint"]);
+  const checkpointMs = performance.now() - start;
+  for (const match of run(["command", "-p", port, "--list"]).matchAll(/\[\d+:(\d+)\]@/g)) {
+    process.kill(Number(match[1]), "SIGKILL");
+  }
+  await until(() => status(port).peers === 0);
+  const images = readdirSync(ckpt).filter((name) => name.endsWith(".dmtcp")).map((name) => join(ckpt, name));
+  const restartStart = performance.now();
+  const restarted = Bun.spawn([dmtcp, "restart", "-p", port, ...images], { env, stdout: "ignore" });
+  await until(() => { const s = status(port); return s.peers === count && s.running; });
+  const restartMs = performance.now() - restartStart;
+  run(["command", "-p", port, "--quit"]);
+  await restarted.exited;
+  await launched.exited;
+  coordinator.kill();
+  return { checkpointMs, restartMs };
+}
+
+function parse(text: string): Record<string, number> {
+  return Object.fromEntries(text.trim().split("\n").map((line) => {
+    const [name, value] = line.split(" ");
+    return [name!, Number(value)];
+  }));
+}
+
+async function wrappers(): Promise<void> {
+  const bench = join(programs, "bench_pids");
+  const bare = parse(Bun.spawnSync([bench], { stdout: "pipe" }).stdout.toString());
+  const ckpt = join(dir, "ckpt-bench");
+  mkdirSync(ckpt, { recursive: true });
+  const portFile = join(dir, "port-bench");
+  const coordinator = Bun.spawn([dmtcp, "coordinator", "-p", "0", "--port-file", portFile, "-c", ckpt], { env, stderr: "ignore" });
+  await until(() => Bun.file(portFile).size > 0);
+  const port = await Bun.file(portFile).text();
+  const managed = Bun.spawn([dmtcp, "launch", "-p", port, bench], { env, stdout: "pipe" });
+  const under = parse(await new Response(managed.stdout).text());
+  run(["command", "-p", port, "--quit"]);
+  coordinator.kill();
+  for (const name of Object.keys(bare)) {
+    const ratio = under[name]! / bare[name]!;
+    console.log(`${name.padEnd(11)} bare ${bare[name]!.toFixed(1).padStart(9)} ns  ` +
+      `dmtcp ${under[name]!.toFixed(1).padStart(9)} ns  x${ratio.toFixed(2)}`);
+  }
+}
+
+try {
+  for (const count of [1, 10, 50]) {
+    const { checkpointMs, restartMs } = await tree(count);
+    console.log(`${String(count).padStart(3)} processes: checkpoint ${checkpointMs.toFixed(0)} ms, ` +
+      `restart ${restartMs.toFixed(0)} ms`);
+  }
+  await wrappers();
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,181 @@
+// Computations of several processes: each test launches a tree of processes, checkpoints it,
+// kills every process, restarts the whole tree from its images in one `dmtcp restart`, and
+// checks that it goes on (ids, pipes, shared memory, zombies), for two cycles.
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdirSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { DMTCP, program, Sandbox, until, type Running } from "./harness";
+
+let sandbox: Sandbox;
+beforeEach(() => (sandbox = new Sandbox()));
+afterEach(() => sandbox.cleanup());
+
+interface Computation {
+  port: string;
+  ckptDir: string;
+}
+
+async function computation(): Promise<Computation> {
+  const ckptDir = sandbox.path("ckpt");
+  mkdirSync(ckptDir, { recursive: true });
+  const { port } = await sandbox.coordinator(["-c", ckptDir]);
+  return { port: String(port), ckptDir };
+}
+
+function launch(c: Computation, argv: string[]): Running {
+  return sandbox.spawn([DMTCP, "launch", "-p", c.port, "-c", c.ckptDir, ...argv]);
+}
+
+/// Real pids of the workers, from `--list` ("name[virtual:real]@host").
+function workerPids(c: Computation): number[] {
+  const list = sandbox.run(["command", "-p", c.port, "--list"]).stdout;
+  return [...list.matchAll(/\[\d+:(\d+)\]@/g)].map((match) => Number(match[1]));
+}
+
+function images(c: Computation): string[] {
+  return readdirSync(c.ckptDir).filter((name) => name.endsWith(".dmtcp"))
+    .map((name) => join(c.ckptDir, name));
+}
+
+interface Timing {
+  checkpointMs: number;
+  restartMs: number;
+}
+
+/// Checkpoint (blocking), kill every process, restart them all; resolves once every worker
+/// runs again.
+async function cycle(c: Computation, workers: number): Promise<{ restarted: Running } & Timing> {
+  await until(() => sandbox.status(Number(c.port)).peers === workers, { what: "every worker" });
+  const start = performance.now();
+  const result = sandbox.run(["command", "-p", c.port, "--bcheckpoint"]);
+  const checkpointMs = performance.now() - start;
+  expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "" });
+  expect(images(c).length).toBe(workers);
+  for (const pid of workerPids(c)) process.kill(pid, "SIGKILL");
+  await until(() => sandbox.status(Number(c.port)).peers === 0, { what: "every worker to leave" });
+  const restartStart = performance.now();
+  const restarted = sandbox.spawn([DMTCP, "restart", "-p", c.port, ...images(c)]);
+  await until(() => {
+    const status = sandbox.status(Number(c.port));
+    return status.peers === workers && status.running;
+  }, { what: "the tree to run again", timeoutMs: 60000 });
+  return { restarted, checkpointMs, restartMs: performance.now() - restartStart };
+}
+
+/// Lines of `running` whose first field is a number, as numbers.
+function rounds(running: Running): number[] {
+  return running.lines().map((line) => Number(line.split(" ")[0])).filter((n) => !Number.isNaN(n));
+}
+
+/// Two cycles of a program printing "<round> ..." lines; each restart must go on from
+/// after the checkpoint's round, contiguously, with no BAD line.
+async function twoCycles(c: Computation, first: Running, workers: number): Promise<Running> {
+  let running = first;
+  for (let round = 0; round < 2; round++) {
+    await until(() => rounds(running).length >= 3, { what: "progress" });
+    const atRequest = rounds(running).at(-1)!;
+    const { restarted } = await cycle(c, workers);
+    await until(() => rounds(restarted).length >= 5, { what: "progress after restart" });
+    const after = rounds(restarted);
+    expect(after[0]!).toBeGreaterThan(atRequest);
+    after.forEach((value, index) => expect(value).toBe(after[0]! + index));
+    expect(restarted.stdout).not.toContain("BAD");
+    expect(restarted.stderr).toBe("");
+    running = restarted;
+  }
+  return running;
+}
+
+describe("process trees", () => {
+  test("a parent and two children keep their pids and talk over pipes both ways", async () => {
+    const c = await computation();
+    const first = launch(c, [program("family"), "20"]);
+    const last = await twoCycles(c, first, 3);
+    expect(last.lines().every((line) => line.endsWith(" ok"))).toBe(true);
+  });
+
+  test("a shell pipeline's output stays continuous and ordered", async () => {
+    const c = await computation();
+    // The filter is a forked shell (no exec), reading a line at a time.
+    const filter = "while read n; do echo $((n * 2)); done";
+    const pipeline = `${program("counter")} 20 | ${filter} | cat`;
+    let running = launch(c, ["/bin/sh", "-c", pipeline]);
+    await until(() => sandbox.status(Number(c.port)).peers === 4, { what: "sh and its three" });
+    for (let round = 0; round < 2; round++) {
+      await until(() => rounds(running).length >= 3);
+      const atRequest = rounds(running).at(-1)!;
+      const { restarted } = await cycle(c, 4);
+      await until(() => rounds(restarted).length >= 5, { what: "the pipeline to go on" });
+      const after = rounds(restarted);
+      expect(after[0]!).toBeGreaterThan(atRequest);
+      after.forEach((value, index) => expect(value).toBe(after[0]! + 2 * index));
+      running = restarted;
+    }
+  });
+
+  test("a multiprocessing pool of 4 workers finishes with the right result", async () => {
+    const c = await computation();
+    const script = [
+      "import multiprocessing as mp, time",
+      "def work(x):",
+      "    time.sleep(0.005)",
+      "    return x * x",
+      "if __name__ == '__main__':",
+      "    with mp.Pool(4) as pool:",
+      "        total = 0",
+      "        for i in range(120):",
+      "            total += sum(pool.map(work, range(i * 10, i * 10 + 10)))",
+      "            print(i, total, flush=True)",
+      "            time.sleep(0.02)",
+      "    print('done', total, flush=True)",
+    ].join("\n");
+    let running = launch(c, ["/usr/bin/python3", "-c", script]);
+    for (let round = 0; round < 2; round++) {
+      await until(() => rounds(running).length >= 3, { what: "the pool to work" });
+      ({ restarted: running } = await cycle(c, 5));
+    }
+    await until(() => running.stdout.includes("done"), { what: "the pool to finish", timeoutMs: 60000 });
+    const expected = Array.from({ length: 1200 }, (_, x) => x * x).reduce((a, b) => a + b, 0);
+    expect(running.lines().at(-1)).toBe(`done ${expected}`);
+    for (const line of running.lines().slice(0, -1)) {
+      const [i, total] = line.split(" ").map(Number);
+      const sum = Array.from({ length: (i! + 1) * 10 }, (_, x) => x * x).reduce((a, b) => a + b, 0);
+      expect(total).toBe(sum);
+    }
+  }, 180000);
+
+  test("an unreaped child stays a zombie with its exit status", async () => {
+    const c = await computation();
+    const first = launch(c, [program("zombie"), "20"]);
+    const last = await twoCycles(c, first, 1);
+    const pids = new Set(last.lines().map((line) => line.split(" ")[2]));
+    expect(pids.size).toBe(1);
+  });
+
+  test("children add to one anonymous shared counter after restart", async () => {
+    const c = await computation();
+    const first = launch(c, [program("shared_counter"), "20"]);
+    const last = await twoCycles(c, first, 3);
+    await until(() => rounds(last).length >= 10);
+    const totals = last.lines().map((line) => Number(line.split(" ")[1]));
+    expect(totals.at(-1)!).toBeGreaterThan(totals[0]!);
+  });
+
+  test("a tree of 50 processes restarts whole, twice", async () => {
+    const c = await computation();
+    let running = launch(c, [program("tree"), "50", "50"]);
+    const timings: Timing[] = [];
+    for (let round = 0; round < 2; round++) {
+      await until(() => rounds(running).length >= 3, { what: "the tree to run", timeoutMs: 30000 });
+      const result = await cycle(c, 50);
+      timings.push(result);
+      await until(() => rounds(result.restarted).length >= 3, { what: "the tree to go on" });
+      expect(result.restarted.stdout).not.toContain("BAD");
+      running = result.restarted;
+    }
+    for (const { checkpointMs, restartMs } of timings) {
+      process.stderr.write(`50 processes: checkpoint ${checkpointMs.toFixed(0)} ms, ` +
+        `restart ${restartMs.toFixed(0)} ms\n`);
+    }
+  }, 180000);
+});

@@ -1,0 +1,40 @@
+// Times the calls the pid wrappers interpose: getpid, kill(self, 0), an open/close pair, and
+// fork + waitpid of a child that exits at once. Prints "<name> <ns per call>" per line.
+// Usage: bench_pids [calls] [forks]
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e9 + t.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+  long calls = argc > 1 ? atol(argv[1]) : 1000000;
+  long forks = argc > 2 ? atol(argv[2]) : 200;
+  volatile long sink = 0;
+  double start = now_ns();
+  for (long i = 0; i < calls; i++) sink += getpid();
+  printf("getpid %.1f\n", (now_ns() - start) / calls);
+  start = now_ns();
+  for (long i = 0; i < calls; i++) sink += kill(getpid(), 0);
+  printf("kill %.1f\n", (now_ns() - start) / calls);
+  start = now_ns();
+  for (long i = 0; i < calls / 10; i++) close(open("/dev/null", O_RDONLY));
+  printf("open_close %.1f\n", (now_ns() - start) / (calls / 10));
+  start = now_ns();
+  for (long i = 0; i < forks; i++) {
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    waitpid(pid, NULL, 0);
+  }
+  printf("fork_wait %.1f\n", (now_ns() - start) / forks);
+  fflush(stdout);
+  return (int)(sink & 0);
+}

@@ -1,7 +1,6 @@
 // Joins the computation for `launch`: finds or starts the coordinator, then registers the
 // program as a worker over a connection that the program inherits through execve, so it is a
 // worker from its first instruction and the coordinator never sees it missing.
-import { lookup } from "node:dns/promises";
 import { hostname } from "node:os";
 import { CoordinatorError } from "../errors";
 import * as protocol from "../format/protocol";
@@ -9,7 +8,6 @@ import { readToken } from "../coordinator/token";
 import { closeFd } from "../native/libc";
 import { connectTcp, readExactly, writeAll } from "../native/socket";
 import type { CoordinatorTarget, Env } from "../options";
-import { startCoordinatorProcess } from "../coordinator/start";
 
 const CONNECT_TIMEOUT_MS = 5000;
 
@@ -37,7 +35,10 @@ export function isLocalHost(host: string): boolean {
 
 async function resolveAddress(host: string): Promise<string> {
   if (/^\d+\.\d+\.\d+\.\d+$/.test(host)) return host;
+  if (host === "localhost") return "127.0.0.1";
   try {
+    // Loaded only for names: every launch pays for what it imports.
+    const { lookup } = await import("node:dns/promises");
     return (await lookup(host, { family: 4 })).address;
   } catch {
     throw new CoordinatorError(`cannot resolve the coordinator host '${host}'`);
@@ -197,5 +198,6 @@ async function startCoordinator(
   extraArgs: string[],
 ): Promise<number> {
   const args = ["--exit-on-last", "-q", "-q", "-p", String(port), ...extraArgs];
+  const { startCoordinatorProcess } = await import("../coordinator/start");
   return await startCoordinatorProcess(args, { ...env, DMTCP_COORD_TOKEN: hex(token) });
 }

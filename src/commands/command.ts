@@ -54,14 +54,16 @@ interface Request {
 
 /// DMTCP's word-by-word parse: options with values, then command words with dashes stripped.
 export function parse(argv: string[]): ParsedArgv & { requests: Request[] } {
-  const parsed = { values: {} as ParsedArgv["values"], counts: {}, positionals: [], requests: [] as Request[] };
+  const parsed = {
+    values: {} as ParsedArgv["values"], counts: {}, positionals: [], requests: [] as Request[],
+  };
   for (let index = 0; index < argv.length; index++) {
     const word = argv[index]!;
     const option = /^(?:-h|--coord-host|--host|-p|--coord-port|--port)(?:=(.*))?$/.exec(word);
     const compactPort = /^-p(\d+)$/.exec(word);
     const last = index === argv.length - 1;
     if (word === "--json") parsed.values.json = true;
-    else if (word === "--help" || ["h", "help", "?", "-?"].includes(word) || (word === "-h" && last)) {
+    else if (["--help", "h", "help", "?", "-?"].includes(word) || (word === "-h" && last)) {
       parsed.values.help = true;
     } else if (word === "--version") parsed.values.version = true;
     else if (compactPort) parsed.values["coord-port"] = compactPort[1]!;
@@ -152,7 +154,8 @@ async function perform(
     return 2;
   } catch (error) {
     if (json && (error instanceof CoordinatorUnreachable || error instanceof CoordinatorRefused)) {
-      process.stdout.write(`${renderJson({ command: request.command, status: "not_found" }, address)}\n`);
+      const reply = { command: request.command, status: "not_found" as const };
+      process.stdout.write(`${renderJson(reply, address)}\n`);
       return 2;
     }
     if (error instanceof CoordinatorUnreachable) {

@@ -54,7 +54,8 @@ export default defineCommand({
   meta: { name: "coordinator", description: "Run the coordinator of a computation" },
   args,
   async run({ args: parsed }) {
-    return await runCoordinator(parsed as unknown as ParsedArgv, process.env, process.argv.slice(2));
+    const argv = process.argv.slice(2);
+    return await runCoordinator(parsed as unknown as ParsedArgv, process.env, argv);
   },
 });
 
@@ -149,7 +150,9 @@ async function runCoordinator(parsed: ParsedArgv, env: options.Env, argv: string
 
 function banner(chosen: Settings, port: number, parsed: ParsedArgv): void {
   if (chosen.quiet > 0) return;
-  const interval = chosen.intervalS === 0 ? "disabled (checkpoint manually instead)" : chosen.intervalS;
+  const interval = chosen.intervalS === 0
+    ? "disabled (checkpoint manually instead)"
+    : chosen.intervalS;
   process.stderr.write(
     "dmtcp coordinator starting...\n" +
       `    Host: ${hostname()} (${chosen.bind})\n` +
@@ -166,10 +169,13 @@ async function daemonize(argv: string[], chosen: Settings, parsed: ParsedArgv, e
   try {
     const port = await startCoordinatorProcess(forwarded, env, logFile);
     if (chosen.portFile) writePortFile(chosen.portFile, port);
-    if (chosen.quiet === 0) process.stderr.write(`dmtcp coordinator listening on port ${port} (in the background)\n`);
+    if (chosen.quiet === 0) {
+      process.stderr.write(`dmtcp coordinator listening on port ${port} (in the background)\n`);
+    }
     return 0;
   } catch (error) {
     if (error instanceof DmtcpError) throw error;
-    throw new FileError(`cannot start the coordinator in the background: ${(error as Error).message}`);
+    const reason = (error as Error).message;
+    throw new FileError(`cannot start the coordinator in the background: ${reason}`);
   }
 }

@@ -33,29 +33,51 @@ function mib(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MiB`;
 }
 
-function summary(image: Image): string {
+function headerLines(image: Image): string[] {
   const h = image.header;
+  const written = new Date(Number(h.creationTimeNs / 1000000n)).toISOString();
+  return [
+    `image: ${image.path}`,
+    `  program ${h.programName}, ${h.archName} (${h.elfClass === 2 ? 64 : 32}-bit), ` +
+      `page size ${h.pageSize}`,
+    `  worker ${h.workerId} of computation ${h.computationId.toString(16)}, ` +
+      `generation ${h.generation}, ${h.peerCount} peer(s)`,
+    `  written ${written} by pid ${h.realPid} on kernel ${h.kernelRelease}`,
+    `  cwd ${image.cwd}, umask ${image.umask.toString(8).padStart(3, "0")}`,
+  ];
+}
+
+function regionLine(region: Image["regions"][number]): string {
+  const range = `${hex(region.start).padStart(18)}-${hex(region.end).padEnd(18)}`;
+  const sharing = region.flags & 1 ? "s" : "p";
+  return `  ${range} ${protection(region.protection)} ${sharing} ` +
+    `${nameOf(Backing, region.backing).padEnd(9)} ${mib(region.storedBytes).padStart(10)}  ` +
+    region.path;
+}
+
+function descriptorLine(descriptor: Image["descriptors"][number]): string {
+  const kind = nameOf(DescriptorKind, descriptor.kind).padEnd(11);
+  return `  ${String(descriptor.fd).padStart(4)} ${kind} flags ` +
+    `${hex(descriptor.openFlags).padEnd(8)} offset ${descriptor.offset}  ${descriptor.path}`;
+}
+
+function threadLine(thread: Image["threads"][number]): string {
+  return `  tid ${thread.tid} ${nameOf(ThreadRole, thread.role)} ` +
+    `pc ${hex(thread.instructionPointer)} sp ${hex(thread.stackPointer)} ` +
+    `tp ${hex(thread.threadPointer)}`;
+}
+
+function summary(image: Image): string {
   const stored = image.regions.reduce((sum, region) => sum + region.storedBytes, 0);
   const mapped = image.regions.reduce((sum, region) => sum + Number(region.end - region.start), 0);
   const lines = [
-    `image: ${image.path}`,
-    `  program ${h.programName}, ${h.archName} (${h.elfClass === 2 ? 64 : 32}-bit), page size ${h.pageSize}`,
-    `  worker ${h.workerId} of computation ${h.computationId.toString(16)}, generation ${h.generation}, ${h.peerCount} peer(s)`,
-    `  written ${new Date(Number(h.creationTimeNs / 1000000n)).toISOString()} by pid ${h.realPid} on kernel ${h.kernelRelease}`,
-    `  cwd ${image.cwd}, umask ${image.umask.toString(8).padStart(3, "0")}`,
+    ...headerLines(image),
     `regions: ${image.regions.length}, ${mib(mapped)} mapped, ${mib(stored)} stored`,
-    ...image.regions.map((region) =>
-      `  ${hex(region.start).padStart(18)}-${hex(region.end).padEnd(18)} ${protection(region.protection)}` +
-      ` ${region.flags & 1 ? "s" : "p"} ${nameOf(Backing, region.backing).padEnd(9)}` +
-      ` ${mib(region.storedBytes).padStart(10)}  ${region.path}`),
+    ...image.regions.map(regionLine),
     `descriptors: ${image.descriptors.length}`,
-    ...image.descriptors.map((descriptor) =>
-      `  ${String(descriptor.fd).padStart(4)} ${nameOf(DescriptorKind, descriptor.kind).padEnd(11)}` +
-      ` flags ${hex(descriptor.openFlags).padEnd(8)} offset ${descriptor.offset}  ${descriptor.path}`),
+    ...image.descriptors.map(descriptorLine),
     `threads: ${image.threads.length}`,
-    ...image.threads.map((thread) =>
-      `  tid ${thread.tid} ${nameOf(ThreadRole, thread.role)} pc ${hex(thread.instructionPointer)}` +
-      ` sp ${hex(thread.stackPointer)} tp ${hex(thread.threadPointer)}`),
+    ...image.threads.map(threadLine),
   ];
   return `${lines.join("\n")}\n`;
 }

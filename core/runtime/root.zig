@@ -44,6 +44,8 @@ test {
     _ = @import("checkpoint.zig");
     _ = @import("restart.zig");
     _ = threads;
+    _ = @import("thread_state.zig");
+    _ = @import("interrupted_calls.zig");
     _ = memory;
     _ = @import("files.zig");
     _ = @import("process.zig");

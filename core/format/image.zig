@@ -87,6 +87,10 @@ pub const RecordTag = enum(u16) {
     descriptor = 4,
     /// One signal's disposition (only those not at their default).
     signal_action = 5,
+    /// One signal pending at the checkpoint, process-wide or for one thread, with its siginfo.
+    pending_signal = 6,
+    /// One armed interval timer (setitimer, alarm) or POSIX timer (timer_create).
+    timer = 7,
 };
 
 pub const RecordHeader = extern struct {
@@ -194,6 +198,41 @@ pub const SignalAction = extern struct {
     mask: u64,
 };
 
+/// The kernel's siginfo is 128 bytes on every architecture we ship.
+pub const siginfo_size = 128;
+
+pub const PendingSignal = extern struct {
+    /// The thread it was sent to (its id at the checkpoint), or 0 for the whole process.
+    tid: u32,
+    signal: u32,
+    /// As rt_sigtimedwait returned it; queued again with rt_(tg)sigqueueinfo.
+    info: [siginfo_size]u8,
+};
+
+pub const TimerKind = enum(u16) {
+    itimer_real = 1,
+    itimer_virtual = 2,
+    itimer_prof = 3,
+    posix = 4,
+};
+
+pub const Timer = extern struct {
+    kind: u16,
+    reserved: u16 = 0,
+    /// The kernel's timer id (POSIX timers; the program holds it): restart makes the same.
+    id: i32 = 0,
+    /// POSIX timers: the clock, and the sigevent's notify, signal, thread and value.
+    clock: i32 = 0,
+    notify: i32 = 0,
+    signal: u32 = 0,
+    /// SIGEV_THREAD_ID: the thread's id at the checkpoint.
+    tid: u32 = 0,
+    value: u64 = 0,
+    interval_ns: u64,
+    /// Time left until the next expiry at the checkpoint; 0 when disarmed.
+    remaining_ns: u64,
+};
+
 pub const DescriptorKind = enum(u16) {
     /// Reopened by path with its flags, at its offset.
     regular = 1,
@@ -249,6 +288,8 @@ comptime {
     assert(@sizeOf(Thread) == 32);
     assert(@sizeOf(Descriptor) == 32);
     assert(@sizeOf(SignalAction) == 40);
+    assert(@sizeOf(PendingSignal) == 136);
+    assert(@sizeOf(Timer) == 48);
     assert(@sizeOf(RestartInfo) == 40);
 }
 
@@ -342,6 +383,12 @@ pub fn checkBody(record: *const RecordHeader, body: []const u8) BodyError!void {
         },
         .thread => if (body.len != @sizeOf(Thread)) return error.BadBody,
         .signal_action => if (body.len != @sizeOf(SignalAction)) return error.BadBody,
+        .pending_signal => if (body.len != @sizeOf(PendingSignal)) return error.BadBody,
+        .timer => {
+            if (body.len != @sizeOf(Timer)) return error.BadBody;
+            const timer = std.mem.bytesToValue(Timer, body[0..@sizeOf(Timer)]);
+            _ = std.meta.intToEnum(TimerKind, timer.kind) catch return error.BadBody;
+        },
         .descriptor => {
             if (body.len < @sizeOf(Descriptor)) return error.BadBody;
             const descriptor = std.mem.bytesToValue(Descriptor, body[0..@sizeOf(Descriptor)]);

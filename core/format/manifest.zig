@@ -36,7 +36,10 @@ fn writeImage(out: *std.Io.Writer) !void {
         image.header_size, image.record_header_size, image.body_size_max,
     });
     try out.writeAll("\"structs\":{");
-    const structs = .{ "Header", "RecordHeader", "Process", "Region", "Run", "Thread", "Descriptor", "SignalAction" };
+    const structs = .{
+        "Header", "RecordHeader", "Process",      "Region",        "Run",
+        "Thread", "Descriptor",   "SignalAction", "PendingSignal", "Timer",
+    };
     inline for (structs, 0..) |name, index| {
         if (index > 0) try out.writeAll(",");
         const T = @field(image, name);
@@ -45,7 +48,7 @@ fn writeImage(out: *std.Io.Writer) !void {
         try out.writeAll("}");
     }
     try out.writeAll("}");
-    inline for (.{ "RecordTag", "Backing", "ThreadRole", "DescriptorKind" }) |name| {
+    inline for (.{ "RecordTag", "Backing", "ThreadRole", "DescriptorKind", "TimerKind" }) |name| {
         try out.print(",\"{s}\":", .{name});
         try writeEnum(out, @field(image, name));
     }

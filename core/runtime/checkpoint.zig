@@ -27,6 +27,7 @@ const threads = @import("threads.zig");
 const kinds = @import("kinds.zig");
 const image_writer = @import("image_writer.zig");
 const restart = @import("restart.zig");
+const pending_signals = @import("pending_signals.zig");
 
 const Outcome = enum { written, failed, restarted };
 
@@ -233,6 +234,11 @@ fn resumeThreads(restarted: bool) connection.Error!void {
     var context: kinds.ResumeContext = .{ .restarted = restarted };
     inline for (kinds.list) |entry| if (entry.on_resume) |hook| hook(&context);
     threads.releaseAll();
+    // The main thread queues the taken signals again before it returns to the program; the
+    // next checkpoint must not begin before (its slots and entries are reused).
+    if (threads.saved().len == 0 or !pending_signals.waitQueued()) {
+        pending_signals.queueAgain(threads.currentTid);
+    }
     var resuming = message(.resuming, .running);
     try connection.send(worker.state.fd, &resuming, "");
 }

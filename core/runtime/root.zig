@@ -50,6 +50,8 @@ test {
     _ = @import("files.zig");
     _ = @import("process.zig");
     _ = @import("signals.zig");
+    _ = @import("pending_signals.zig");
+    _ = @import("timers.zig");
 }
 
 /// A broken invariant in our code: say where, on stderr, and end the process with DMTCP's

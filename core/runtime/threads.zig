@@ -33,6 +33,7 @@ const kinds = @import("kinds.zig");
 const proc = @import("proc.zig");
 const thread_state = @import("thread_state.zig");
 const interrupted_calls = @import("interrupted_calls.zig");
+const pending_signals = @import("pending_signals.zig");
 
 pub const kind: kinds.Kind = .{ .tag = .thread, .save = save, .restore = kinds.restoreNothing };
 
@@ -70,6 +71,7 @@ var signal_number: u8 = 0;
 pub fn install(signal: u8) void {
     assert(signal > 0 and signal < 65);
     signal_number = signal;
+    pending_signals.install(signal);
     tid_offset = findTidOffset();
     var action: linux.Sigaction = .{
         .handler = .{ .sigaction = handler },
@@ -123,6 +125,8 @@ fn handler(signal: i32, info: *const linux.siginfo_t, ucontext: ?*anyopaque) cal
         wake(&restarted_count);
     }
     waitRelease(generation);
+    // The slots stay as they are until the taken signals are queued again.
+    if (slot == mainSlot()) pending_signals.queueAgain(currentTid);
     if (restart) |call| interrupted_calls.apply(ucontext, call);
 }
 
@@ -137,6 +141,7 @@ fn fill(slot: *Slot) void {
         slot.tid_cached = cached.* == slot.tid;
     };
     thread_state.capture(&slot.state, slot.thread_pointer);
+    pending_signals.takeThread(slot.tid);
 }
 
 fn waitRelease(generation: u32) void {
@@ -229,6 +234,13 @@ fn goneCount() usize {
         gone += 1;
     }
     return gone;
+}
+
+/// A thread's id now, from its id at the checkpoint (they differ after a restart).
+pub fn currentTid(checkpoint_time_tid: i32) ?i32 {
+    const slot = slotOf(checkpoint_time_tid) orelse return null;
+    assert(slot.current_tid > 0);
+    return slot.current_tid;
 }
 
 fn slotOf(tid: i32) ?*Slot {

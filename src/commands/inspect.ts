@@ -3,7 +3,7 @@
 import { defineCommand } from "citty";
 import { UsageError } from "../errors";
 import type { ParsedArgv } from "../args";
-import { Backing, DescriptorKind, ThreadRole, readImage, type Image } from "../format/image";
+import { Backing, DescriptorKind, ThreadRole, TimerKind, readImage, type Image } from "../format/image";
 
 export default defineCommand({
   meta: { name: "inspect", description: "Show what a checkpoint image holds" },
@@ -56,6 +56,15 @@ function summary(image: Image): string {
     ...image.threads.map((thread) =>
       `  tid ${thread.tid} ${nameOf(ThreadRole, thread.role)} pc ${hex(thread.instructionPointer)}` +
       ` sp ${hex(thread.stackPointer)} tp ${hex(thread.threadPointer)}`),
+    `pending signals: ${image.pendingSignals.length}`,
+    ...image.pendingSignals.map((pending) =>
+      `  signal ${pending.signal} code ${pending.code} ` +
+      (pending.tid === 0 ? "for the process" : `for thread ${pending.tid}`)),
+    `timers: ${image.timers.length}`,
+    ...image.timers.map((timer) =>
+      `  ${nameOf(TimerKind, timer.kind).padEnd(14)}` +
+      (timer.kind === TimerKind.posix ? ` id ${timer.id} clock ${timer.clock} signal ${timer.signal}` : "") +
+      ` next in ${timer.remainingNs} ns, every ${timer.intervalNs} ns`),
   ];
   return `${lines.join("\n")}\n`;
 }

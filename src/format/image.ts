@@ -11,8 +11,9 @@ export const RECORD_HEADER_SIZE = 32;
 export const BODY_SIZE_MAX = 64 * 1024;
 
 export const RecordTag = {
-  process: 1, region: 2, thread: 3, descriptor: 4, signal_action: 5,
+  process: 1, region: 2, thread: 3, descriptor: 4, signal_action: 5, pending_signal: 6, timer: 7,
 } as const;
+export const TimerKind = { itimer_real: 1, itimer_virtual: 2, itimer_prof: 3, posix: 4 } as const;
 export const Backing = {
   anonymous: 1, heap: 2, stack: 3, file: 4, vdso: 5, vvar: 6, vvar_vclock: 7,
 } as const;
@@ -71,11 +72,17 @@ export const LAYOUTS: Record<string, Layout> = {
     ["signal", 0, "u32"], ["reserved", 4, "u32"], ["handler", 8, "u64"], ["flags", 16, "u64"],
     ["restorer", 24, "u64"], ["mask", 32, "u64"],
   ],
+  PendingSignal: [["tid", 0, "u32"], ["signal", 4, "u32"], ["info", 8, "bytes128"]],
+  Timer: [
+    ["kind", 0, "u16"], ["reserved", 2, "u16"], ["id", 4, "i32"], ["clock", 8, "i32"],
+    ["notify", 12, "i32"], ["signal", 16, "u32"], ["tid", 20, "u32"], ["value", 24, "u64"],
+    ["interval_ns", 32, "u64"], ["remaining_ns", 40, "u64"],
+  ],
 };
 
 export const STRUCT_SIZES: Record<string, number> = {
   Header: 4096, RecordHeader: 32, Process: 120, Region: 56, Run: 16, Thread: 32, Descriptor: 32,
-  SignalAction: 40,
+  SignalAction: 40, PendingSignal: 136, Timer: 48,
 };
 
 export function fieldSize(type: FieldType): number {
@@ -155,6 +162,22 @@ export interface SignalActionInfo {
   mask: bigint;
 }
 
+export interface PendingSignalInfo {
+  /// 0: pending for the whole process.
+  tid: number;
+  signal: number;
+  code: number;
+}
+
+export interface TimerInfo {
+  kind: number;
+  id: number;
+  clock: number;
+  signal: number;
+  intervalNs: bigint;
+  remainingNs: bigint;
+}
+
 export interface Image {
   path: string;
   header: ImageHeader;
@@ -164,6 +187,8 @@ export interface Image {
   descriptors: DescriptorInfo[];
   threads: ThreadInfo[];
   signalActions: SignalActionInfo[];
+  pendingSignals: PendingSignalInfo[];
+  timers: TimerInfo[];
 }
 
 class Reader {
@@ -268,6 +293,8 @@ function readRecords(reader: Reader, header: ImageHeader, verifyData: boolean): 
   const image: Image = {
     path: reader.path, header, cwd: "", umask: 0, regions: [], descriptors: [], threads: [],
     signalActions: [],
+    pendingSignals: [],
+    timers: [],
   };
   const folded: Uint8Array[] = [];
   let offset = HEADER_SIZE;
@@ -362,6 +389,22 @@ function addRecord(image: Image, tag: number, body: Uint8Array, dataSize: number
     image.signalActions.push({
       signal: num(action.signal!), handler: action.handler as bigint,
       flags: action.flags as bigint, mask: action.mask as bigint,
+    });
+  } else if (tag === RecordTag.pending_signal) {
+    if (body.length !== STRUCT_SIZES.PendingSignal!) throw bad();
+    const pending = decodeStruct("PendingSignal", body);
+    const info = pending.info as Uint8Array;
+    // siginfo: si_signo, si_errno, si_code (three ints).
+    const code = new DataView(info.buffer, info.byteOffset, info.byteLength).getInt32(8, true);
+    image.pendingSignals.push({ tid: num(pending.tid!), signal: num(pending.signal!), code });
+  } else if (tag === RecordTag.timer) {
+    if (body.length !== STRUCT_SIZES.Timer!) throw bad();
+    const timer = decodeStruct("Timer", body);
+    if (!Object.values(TimerKind).includes(num(timer.kind!) as 1)) throw bad();
+    image.timers.push({
+      kind: num(timer.kind!), id: num(timer.id!), clock: num(timer.clock!),
+      signal: num(timer.signal!), intervalNs: timer.interval_ns as bigint,
+      remainingNs: timer.remaining_ns as bigint,
     });
   } else {
     throw new ImageInvalid(`${path}: corrupt: ${what} has unknown tag ${tag}`);

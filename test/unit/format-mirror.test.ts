@@ -63,7 +63,7 @@ describe("the TypeScript image mirror", () => {
   });
 
   test("every enumeration has the same names and values", () => {
-    for (const name of ["RecordTag", "Backing", "ThreadRole", "DescriptorKind"] as const) {
+    for (const name of ["RecordTag", "Backing", "ThreadRole", "DescriptorKind", "TimerKind"] as const) {
       expect({ name, values: image[name] }).toEqual({ name, values: zig[name] });
     }
     const { reserved: _, ...flags } = zig.RegionFlags;

@@ -116,6 +116,8 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
     DMTCP_CHECKPOINT_DIR: ckptDir,
     DMTCP_TMPDIR: options.tmpDir(parsed, env),
     DMTCP_QUIET: String(options.quietLevel(parsed, env)),
+    // Step times on stderr, for benchmarks (the restored runtime reads it as launch's does).
+    ...(env.DMTCP_TIMINGS === undefined ? {} : { DMTCP_TIMINGS: env.DMTCP_TIMINGS }),
   };
   keepAcrossExec(joined.fd);
   const code = execve(program, [basename(program), image.path], restartEnv);

@@ -65,7 +65,8 @@ fn saveNaked() callconv(.naked) void {
 pub inline fn restoreContext(context: *const Context, value: usize) noreturn {
     assert(value != 0);
     assert(context.rsp != 0 and context.rip != 0);
-    const restore: *const fn (*const Context, usize) callconv(.c) noreturn = @ptrCast(&restoreNaked);
+    const Restore = *const fn (*const Context, usize) callconv(.c) noreturn;
+    const restore: Restore = @ptrCast(&restoreNaked);
     restore(context, value);
 }
 
@@ -139,6 +140,76 @@ pub fn writeJump(at: usize, target: usize) void {
     const code: *[jump_size]u8 = @ptrFromInt(at);
     code[0..6].* = .{ 0xff, 0x25, 0x00, 0x00, 0x00, 0x00 };
     std.mem.writeInt(u64, code[6..14], target, .little);
+}
+
+/// The kernel checks this word before an rseq abort handler (glibc's RSEQ_SIG for x86).
+pub const rseq_signature: u32 = 0x53053053;
+
+/// A system call as a signal frame shows it: the registers it was made with and what it
+/// returned so far. Only the argument registers and the result are read from the frame.
+pub const SyscallSite = struct {
+    args: [6]usize,
+    result: usize,
+    stack_pointer: usize,
+    instruction_pointer: usize,
+};
+
+/// Indices into the kernel's `struct sigcontext` general registers (uc_mcontext).
+const register = struct {
+    const r8 = 0;
+    const r9 = 1;
+    const r10 = 2;
+    const rdi = 8;
+    const rsi = 9;
+    const rdx = 12;
+    const rax = 13;
+    const rsp = 15;
+    const rip = 16;
+};
+/// uc_flags, uc_link and uc_stack precede uc_mcontext in the kernel's `struct ucontext`.
+const mcontext_offset = 40;
+/// `syscall` is two bytes (0f 05): the interrupted call restarts two bytes back.
+const syscall_instruction_size = 2;
+
+comptime {
+    // Checked against the standard library's view when this is the compiled architecture.
+    if (@import("builtin").cpu.arch == .x86_64) {
+        assert(mcontext_offset == @offsetOf(linux.ucontext_t, "mcontext"));
+        assert(register.rip == linux.REG.RIP);
+    }
+}
+
+fn registers(ucontext: *anyopaque) *[23]u64 {
+    return @ptrFromInt(@intFromPtr(ucontext) + mcontext_offset);
+}
+
+/// Where and how the thread that took the signal was interrupted.
+pub fn syscallSite(ucontext: *anyopaque) SyscallSite {
+    const r = registers(ucontext);
+    return .{
+        .args = .{
+            r[register.rdi], r[register.rsi], r[register.rdx],
+            r[register.r10], r[register.r8],  r[register.r9],
+        },
+        .result = r[register.rax],
+        .stack_pointer = r[register.rsp],
+        .instruction_pointer = r[register.rip],
+    };
+}
+
+/// Makes sigreturn enter system call `number` again with `args`, as the kernel itself does
+/// for a call interrupted with ERESTARTSYS under SA_RESTART.
+pub fn restartSyscall(ucontext: *anyopaque, number: usize, args: [6]usize) void {
+    const r = registers(ucontext);
+    assert(r[register.rip] > syscall_instruction_size);
+    r[register.rax] = number;
+    r[register.rip] -= syscall_instruction_size;
+    r[register.rdi] = args[0];
+    r[register.rsi] = args[1];
+    r[register.rdx] = args[2];
+    r[register.r10] = args[3];
+    r[register.r8] = args[4];
+    r[register.r9] = args[5];
 }
 
 /// x86 keeps instruction and data caches coherent.

@@ -44,6 +44,16 @@ pub const restart_env_count_max = 64;
 /// How long the checkpoint thread waits for the program's threads to stop in the checkpoint
 /// signal's handler; a thread that blocks the signal never does, and the checkpoint fails.
 pub const suspend_timeout_ms = 10_000;
+/// Pending signals recorded per checkpoint: each standard signal is pending at most once per
+/// thread and once for the process; real-time signals queue up to RLIMIT_SIGPENDING (often
+/// thousands): beyond this many they stay in the kernel's queue, delivered if the checkpoint
+/// continues and lost at a restart.
+pub const pending_signals_max = 1024;
+/// POSIX timers of one process we re-create; more fail the checkpoint.
+pub const timers_max = 256;
+/// Timers created and deleted to reach a wanted id on kernels without
+/// PR_TIMER_CREATE_RESTORE_IDS (before 6.15): ids are handed out in increasing order.
+pub const timer_id_attempts_max = 1 << 16;
 /// Bytes below a saved stack pointer that a re-created thread may use before it jumps back
 /// into its saved context: it only runs a few instructions there.
 pub const restart_thread_stack_gap = 4096;

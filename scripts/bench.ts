@@ -1,7 +1,8 @@
 // `bun run bench`: start-up costs of the executable, measured against the bare program in the
 // same run, then checkpoint and restart costs beside raw disk and memory speed
 // (scripts/bench-checkpoint.ts). Prints a table; --json for scripts; --cold also times a build
-// from empty caches; --startup-only skips the checkpoint part.
+// from empty caches; --startup-only skips the checkpoint part; --threads instead compares
+// checkpoint and restart of 64 threads with 1 (bench_threads.ts).
 import { mkdtempSync, rmSync, readFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -44,6 +45,15 @@ async function withCoordinator<T>(body: (port: number) => T): Promise<T> {
 }
 
 const results: Record<string, number> = {};
+if (process.argv.includes("--threads")) {
+  const { threadResults } = await import("./bench_threads.ts");
+  const program = join(root, "zig-out", "x86_64", "test", "bench_threads");
+  Object.assign(results, await threadResults(dmtcp, program, work, env));
+} else {
+  await startup(results);
+}
+
+async function startup(results: Record<string, number>): Promise<void> {
 const truePath = Bun.which("true")!;
 results.true_ms = median([truePath]);
 results.version_ms = median([dmtcp, "--version"]);
@@ -68,6 +78,7 @@ if (process.argv.includes("--cold")) {
     "--global-cache-dir", cache, "--prefix", join(work, "out")], { cwd: root });
   results.cold_native_build_s = (Bun.nanoseconds() - start) / 1e9;
 }
+}
 rmSync(work, { recursive: true, force: true });
 if (!process.argv.includes("--startup-only")) Object.assign(results, await checkpointFigures());
 
@@ -75,6 +86,7 @@ if (process.argv.includes("--json")) {
   process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
 } else {
   for (const [name, value] of Object.entries(results)) {
-    process.stdout.write(`${name.padEnd(40)} ${value.toFixed(name.endsWith("_ms") ? 1 : 3)}\n`);
+    const digits = name.startsWith("per_thread") ? 3 : name.endsWith("_ms") ? 1 : 3;
+    process.stdout.write(`${name.padEnd(40)} ${value.toFixed(digits)}\n`);
   }
 }

@@ -91,6 +91,10 @@ pub const RecordTag = enum(u16) {
     descriptor = 4,
     /// One signal's disposition (only those not at their default).
     signal_action = 5,
+    /// One signal pending at the checkpoint, process-wide or for one thread, with its siginfo.
+    pending_signal = 6,
+    /// One armed interval timer (setitimer, alarm) or POSIX timer (timer_create).
+    timer = 7,
     /// The process's place in its computation: virtual ids, and its unreaped children.
     /// One per image. (Tags 10 and up belong to the processes kinds: pids.zig, pipes.zig.)
     process_tree = 10,
@@ -204,6 +208,41 @@ pub const SignalAction = extern struct {
     flags: u64,
     restorer: u64,
     mask: u64,
+};
+
+/// The kernel's siginfo is 128 bytes on every architecture we ship.
+pub const siginfo_size = 128;
+
+pub const PendingSignal = extern struct {
+    /// The thread it was sent to (its id at the checkpoint), or 0 for the whole process.
+    tid: u32,
+    signal: u32,
+    /// As rt_sigtimedwait returned it; queued again with rt_(tg)sigqueueinfo.
+    info: [siginfo_size]u8,
+};
+
+pub const TimerKind = enum(u16) {
+    itimer_real = 1,
+    itimer_virtual = 2,
+    itimer_prof = 3,
+    posix = 4,
+};
+
+pub const Timer = extern struct {
+    kind: u16,
+    reserved: u16 = 0,
+    /// The kernel's timer id (POSIX timers; the program holds it): restart makes the same.
+    id: i32 = 0,
+    /// POSIX timers: the clock, and the sigevent's notify, signal, thread and value.
+    clock: i32 = 0,
+    notify: i32 = 0,
+    signal: u32 = 0,
+    /// SIGEV_THREAD_ID: the thread's id at the checkpoint.
+    tid: u32 = 0,
+    value: u64 = 0,
+    interval_ns: u64,
+    /// Time left until the next expiry at the checkpoint; 0 when disarmed.
+    remaining_ns: u64,
 };
 
 pub const DescriptorKind = enum(u16) {
@@ -327,6 +366,8 @@ comptime {
     assert(@sizeOf(Zombie) == 8);
     assert(@sizeOf(Pipe) == 40);
     assert(@sizeOf(InheritedPipe) == 16);
+    assert(@sizeOf(PendingSignal) == 136);
+    assert(@sizeOf(Timer) == 48);
 }
 
 pub fn hash(bytes: []const u8) u64 {
@@ -433,6 +474,12 @@ pub fn checkBody(record: *const RecordHeader, body: []const u8) BodyError!void {
             if (body.len != @sizeOf(Pipe) + pipe.path_size) return error.BadBody;
             if (record.data_size != alignForward(pipe.byte_count, 8)) return error.BadBody;
             _ = std.meta.intToEnum(PipeEnd, pipe.end) catch return error.BadBody;
+        },
+        .pending_signal => if (body.len != @sizeOf(PendingSignal)) return error.BadBody,
+        .timer => {
+            if (body.len != @sizeOf(Timer)) return error.BadBody;
+            const timer = std.mem.bytesToValue(Timer, body[0..@sizeOf(Timer)]);
+            _ = std.meta.intToEnum(TimerKind, timer.kind) catch return error.BadBody;
         },
         .descriptor => {
             if (body.len < @sizeOf(Descriptor)) return error.BadBody;

@@ -39,7 +39,11 @@ fn writeImage(out: *std.Io.Writer) !void {
         image.data_size_max,
     });
     try out.writeAll("\"structs\":{");
-    const structs = .{ "Header", "RecordHeader", "Process", "Region", "Run", "Thread", "Descriptor", "SignalAction", "ProcessTree", "Zombie", "Pipe" };
+    const structs = .{
+        "Header",      "RecordHeader", "Process",      "Region",        "Run",
+        "Thread",      "Descriptor",   "SignalAction", "PendingSignal", "Timer",
+        "ProcessTree", "Zombie",       "Pipe",
+    };
     inline for (structs, 0..) |name, index| {
         if (index > 0) try out.writeAll(",");
         const T = @field(image, name);
@@ -48,7 +52,8 @@ fn writeImage(out: *std.Io.Writer) !void {
         try out.writeAll("}");
     }
     try out.writeAll("}");
-    inline for (.{ "RecordTag", "Backing", "ThreadRole", "DescriptorKind", "PipeEnd" }) |name| {
+    const enums = .{ "RecordTag", "Backing", "ThreadRole", "DescriptorKind", "PipeEnd", "TimerKind" };
+    inline for (enums) |name| {
         try out.print(",\"{s}\":", .{name});
         try writeEnum(out, @field(image, name));
     }

@@ -27,6 +27,7 @@ const threads = @import("threads.zig");
 const kinds = @import("kinds.zig");
 const image_writer = @import("image_writer.zig");
 const restart = @import("restart.zig");
+const pending_signals = @import("pending_signals.zig");
 
 const Outcome = enum { written, failed, restarted };
 
@@ -36,6 +37,10 @@ var temp_path: [limits.path_size_max + 8]u8 = undefined;
 var final_size: usize = 0;
 var reason_buffer: [256]u8 = undefined;
 var reason: []const u8 = "";
+/// CLOCK_MONOTONIC at the steps of the checkpoint in progress, for DMTCP_TIMINGS.
+var started_ns: u64 = 0;
+var suspended_ns: u64 = 0;
+var written_ns: u64 = 0;
 
 pub fn run(request: *const protocol.Header) connection.Error!void {
     assert(protocol.kindOf(request) == .checkpoint);
@@ -43,7 +48,9 @@ pub fn run(request: *const protocol.Header) connection.Error!void {
     worker.state.generation = request.generation;
     if (request.computation_id != 0) worker.state.computation_id = request.computation_id;
     reason = "";
+    started_ns = nowNs();
     const suspended = threads.suspendAll();
+    suspended_ns = nowNs();
     if (suspended) |_| {} else |err| setReason("threads did not stop: ", @errorName(err), .SUCCESS);
     errdefer threads.releaseAll();
     try barrier(.suspended, .suspended);
@@ -56,6 +63,7 @@ pub fn run(request: *const protocol.Header) connection.Error!void {
     errdefer if (outcome == .written) {
         _ = linux.unlinkat(linux.AT.FDCWD, @ptrCast(&temp_path), 0);
     };
+    written_ns = nowNs();
     try barrier(.written, .checkpointed);
     var status: protocol.Status = .success;
     if (outcome == .written) {
@@ -69,6 +77,27 @@ pub fn run(request: *const protocol.Header) connection.Error!void {
     try reportImage(status);
     if (exit_after.exit_after_checkpoint and status == .success) linux.exit_group(0);
     try resumeThreads(false);
+    if (worker.state.settings.timings) reportTimings();
+}
+
+fn nowNs() u64 {
+    var time: linux.timespec = undefined;
+    _ = linux.clock_gettime(.MONOTONIC, &time);
+    return @as(u64, @intCast(time.sec)) * std.time.ns_per_s + @as(u64, @intCast(time.nsec));
+}
+
+/// "dmtcp: timings: threads N suspend_us S write_us W total_us T" on stderr.
+fn reportTimings() void {
+    assert(suspended_ns >= started_ns);
+    var buffer: [160]u8 = undefined;
+    const text = std.fmt.bufPrint(&buffer, "dmtcp: timings: threads {d} suspend_us {d} " ++
+        "write_us {d} total_us {d}\n", .{
+        threads.saved().len,
+        (suspended_ns - started_ns) / std.time.ns_per_us,
+        (written_ns -| suspended_ns) / std.time.ns_per_us,
+        (nowNs() - started_ns) / std.time.ns_per_us,
+    }) catch unreachable;
+    _ = linux.write(2, text.ptr, text.len);
 }
 
 /// Keep minimal: nothing may change in this frame between the save and the write, since
@@ -238,6 +267,11 @@ fn resumeThreads(restarted: bool) connection.Error!void {
     var context: kinds.ResumeContext = .{ .restarted = restarted };
     inline for (kinds.list) |entry| if (entry.on_resume) |hook| hook(&context);
     threads.releaseAll();
+    // The main thread queues the taken signals again before it returns to the program; the
+    // next checkpoint must not begin before (its slots and entries are reused).
+    if (threads.saved().len == 0 or !pending_signals.waitQueued()) {
+        pending_signals.queueAgain(threads.currentTid);
+    }
     var resuming = message(.resuming, .running);
     try connection.send(worker.state.fd, &resuming, "");
 }
@@ -253,4 +287,17 @@ fn afterRestart() connection.Error!void {
     if (!try restart.rejoin()) return error.Closed;
     try barrier(.restarted, .restarting);
     try resumeThreads(true);
+    if (worker.state.settings.timings) reportRestartTimings();
+}
+
+/// "dmtcp: timings: restart threads N resumed_us R": from the runtime's restart entry to the
+/// release of the threads (mtcp_restart's own work, mapping the memory, comes before).
+fn reportRestartTimings() void {
+    var buffer: [96]u8 = undefined;
+    const line = "dmtcp: timings: restart threads {d} resumed_us {d}\n";
+    const text = std.fmt.bufPrint(&buffer, line, .{
+        threads.saved().len,
+        (nowNs() - restart.entered_ns) / std.time.ns_per_us,
+    }) catch unreachable;
+    _ = linux.write(2, text.ptr, text.len);
 }

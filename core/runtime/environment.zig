@@ -32,6 +32,9 @@ pub const Settings = struct {
     checkpoint_dir_size: usize = 0,
     /// DMTCP_SIGCKPT, else SIGUSR2 as in DMTCP.
     checkpoint_signal: u8 = std.os.linux.SIG.USR2,
+    /// DMTCP_TIMINGS=1: one line on stderr per checkpoint and restart with how long each step
+    /// took (for benchmarks; the program's stderr is not ours otherwise).
+    timings: bool = false,
 
     pub fn checkpointDir(self: *const Settings) []const u8 {
         return self.checkpoint_dir[0..self.checkpoint_dir_size];
@@ -62,6 +65,8 @@ pub fn parse(envp: [*:null]const ?[*:0]u8) Settings {
         } else if (value(text, "DMTCP_SIGCKPT")) |signal| {
             const number = std.fmt.parseInt(u8, signal, 10) catch settings.checkpoint_signal;
             if (number > 0 and number < 65) settings.checkpoint_signal = number;
+        } else if (value(text, "DMTCP_TIMINGS")) |timings| {
+            settings.timings = std.mem.eql(u8, timings, "1");
         } else if (value(text, "DMTCP_COORD_FD")) |fd_text| {
             parseFd(&settings, entry, text.len - fd_text.len, fd_text);
         }

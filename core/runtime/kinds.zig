@@ -58,16 +58,20 @@ pub const Kind = struct {
 /// Image order, which is restore order: the process record first (its working directory is
 /// what relative paths of descriptors were opened against), then threads (informational),
 /// signal dispositions (before any thread runs again, so that a signal arriving at once
-/// finds its handler, our checkpoint signal's included), then descriptors, and memory last,
-/// as it is by far the largest and mtcp_restart reads every other record before it maps
-/// anything. Process ids come right after the process record (mtcp_restart forks the tree
-/// from them); pipes after descriptors, so that a pipe's number, freed by a descriptor
-/// restored before, is taken last.
+/// finds its handler, our checkpoint signal's included), pending signals (taking a periodic
+/// POSIX timer's signal re-arms the timer, so they are saved before) and timers (their
+/// resume hook needs the re-created threads' ids), then descriptors, and memory last, as it
+/// is by far the largest and mtcp_restart reads every other record before it maps anything.
+/// Process ids come right after the process record (mtcp_restart forks the tree from them);
+/// pipes after descriptors, so that a pipe's number, freed by a descriptor restored before,
+/// is taken last.
 pub const list = [_]Kind{
     @import("process.zig").kind,
     @import("pids.zig").kind,
     @import("threads.zig").kind,
     @import("signals.zig").kind,
+    @import("pending_signals.zig").kind,
+    @import("timers.zig").kind,
     @import("files.zig").kind,
     @import("pipes.zig").kind,
     @import("memory.zig").kind,

@@ -26,10 +26,15 @@ const kinds = @import("kinds.zig");
 /// A copy: mtcp_restart's memory, where the original lives, is unmapped later.
 pub var info: image.RestartInfo = undefined;
 var body: [image.body_size_max]u8 align(8) = undefined;
+/// CLOCK_MONOTONIC when `entry` began, for DMTCP_TIMINGS.
+pub var entered_ns: u64 = 0;
 
 pub fn entry(info_pointer: *const image.RestartInfo) callconv(.c) noreturn {
     const all = linux.sigfillset();
     _ = linux.sigprocmask(linux.SIG.SETMASK, &all, null);
+    var time: linux.timespec = undefined;
+    _ = linux.clock_gettime(.MONOTONIC, &time);
+    entered_ns = @as(u64, @intCast(time.sec)) * std.time.ns_per_s + @as(u64, @intCast(time.nsec));
     info = info_pointer.*;
     if (info.version != image.restart_info_version) @panic("restart: mtcp_restart of another version");
     threads.fixMainTid();

@@ -44,12 +44,16 @@ test {
     _ = @import("checkpoint.zig");
     _ = @import("restart.zig");
     _ = threads;
+    _ = @import("thread_state.zig");
+    _ = @import("interrupted_calls.zig");
     _ = memory;
     _ = @import("files.zig");
     _ = @import("process.zig");
     _ = @import("signals.zig");
     _ = @import("pids.zig");
     _ = @import("pipes.zig");
+    _ = @import("pending_signals.zig");
+    _ = @import("timers.zig");
 }
 
 /// A broken invariant in our code: say where, on stderr, and end the process with DMTCP's

@@ -1,8 +1,10 @@
 //! Signal dispositions: the kernel keeps them per process and forgets them across the exec
-//! of mtcp_restart, so every signal whose action is not the default is saved (handler, flags,
+//! of mtcp_restart, so every signal whose action is not the default one is saved (handler, flags,
 //! restorer, mask, straight from rt_sigaction) and set again at restart. Our own checkpoint
-//! signal's handler is one of them. Not saved yet: pending signals, alternate signal
-//! stacks, interval timers and alarm().
+//! signal's handler is one of them. Ignored signals (SIG_IGN) are saved like handlers; flags
+//! such as SA_NOCLDSTOP, SA_NOCLDWAIT, SA_ONSTACK and SA_RESTART come back with them.
+//! Elsewhere: pending signals (pending_signals.zig), timers and alarm() (timers.zig), masks
+//! and alternate signal stacks, which are per thread (threads.zig, thread_state.zig).
 const std = @import("std");
 const linux = std.os.linux;
 const assert = std.debug.assert;
@@ -20,6 +22,7 @@ const KernelAction = extern struct {
 };
 
 const signal_count = 64;
+const sa_restorer: usize = 0x04000000;
 
 fn save(context: *kinds.SaveContext) kinds.SaveError!void {
     var signal: u32 = 1;
@@ -28,7 +31,9 @@ fn save(context: *kinds.SaveContext) kinds.SaveError!void {
         var action: KernelAction = undefined;
         const rc = linux.syscall4(.rt_sigaction, signal, 0, @intFromPtr(&action), 8);
         if (linux.E.init(rc) != .SUCCESS) continue;
-        if (action.handler == 0) continue; // SIG_DFL.
+        // SIG_DFL with no flags and no mask is what a new process has; SIG_DFL with flags is
+        // not (SIGCHLD's SA_NOCLDSTOP and SA_NOCLDWAIT act without a handler).
+        if (action.handler == 0 and action.flags & ~sa_restorer == 0 and action.mask == 0) continue;
         const record: image.SignalAction = .{
             .signal = signal,
             .handler = action.handler,

@@ -1,22 +1,28 @@
 //! Threads: suspension at checkpoint, re-creation at restart.
 //!
 //! The checkpoint thread sends the checkpoint signal (DMTCP_SIGCKPT, default SIGUSR2) with
-//! tgkill to every other thread of /proc/self/task. Our handler (installed with a raw
+//! tgkill to every other thread of /proc/self/task, having first noted the system call each
+//! one is blocked in (interrupted_calls.zig). Our handler (installed with a raw
 //! rt_sigaction, SA_SIGINFO | SA_RESTART, every signal blocked while it runs) takes a slot of
-//! the fixed table, saves a setjmp-like context and the thread pointer, reports itself stopped
-//! and waits on a futex until released. The interrupted state (all registers, FPU, signal mask)
-//! is in the signal frame on the thread's own stack, so it is saved with the memory.
+//! the fixed table, captures the thread's kernel state (thread_state.zig: alternate signal
+//! stack, clear-child-tid address, robust futex list, rseq, name), saves a setjmp-like
+//! context and the thread pointer, reports itself stopped and waits on a futex until
+//! released. The interrupted state (all registers, FPU and vector state, signal mask) is in
+//! the signal frame on the thread's own stack, so it is saved with the memory. A thread that
+//! ends before it reaches the handler (it was exiting, or blocks every signal on its way out)
+//! is noticed gone and not waited for.
 //!
 //! At restart the runtime re-creates each thread with a raw clone (CLONE_SETTLS with its old
-//! thread pointer; CLONE_PARENT_SETTID and CLONE_CHILD_CLEARTID on glibc's `tid` field, as
-//! pthread_create does) and the thread jumps back into its handler, which returns 1 from the
-//! save, reports itself restarted, waits for the release and returns: rt_sigreturn then
-//! restores the interrupted state from the restored frame. A thread blocked in a system call
-//! sees EINTR, or a restart of the call where SA_RESTART allows it, as for any signal.
+//! thread pointer; CLONE_PARENT_SETTID on glibc's cached `tid` and CLONE_CHILD_CLEARTID on the
+//! saved clear-child-tid address, as pthread_create does) and the thread jumps back into its
+//! handler, which returns 1 from the save, sets its kernel state again, reports itself
+//! restarted, waits for the release and returns: rt_sigreturn then restores the interrupted
+//! state from the restored frame. A thread that was blocked in a system call enters it again
+//! (interrupted_calls.zig), without an EINTR the program never asked for.
 //!
 //! Saved: the records are for `dmtcp inspect` only; the runtime restores from this file's own
-//! table, which is part of the restored memory. Not saved: per-thread pending signals, the
-//! robust-futex list and rseq registration (the kernel forgets both; see docs).
+//! table, which is part of the restored memory. The checkpoint thread names itself
+//! `dmtcp:ckpt`, so that it is told apart in /proc and ps.
 const std = @import("std");
 const linux = std.os.linux;
 const assert = std.debug.assert;
@@ -25,17 +31,26 @@ const limits = @import("limits");
 const image = @import("format").image;
 const kinds = @import("kinds.zig");
 const proc = @import("proc.zig");
+const thread_state = @import("thread_state.zig");
+const interrupted_calls = @import("interrupted_calls.zig");
+const pending_signals = @import("pending_signals.zig");
 
 pub const kind: kinds.Kind = .{ .tag = .thread, .save = save, .restore = kinds.restoreNothing };
 
 pub const Slot = struct {
+    /// The thread id at the checkpoint, and the one it has now (new after a restart).
     tid: i32 = 0,
+    current_tid: i32 = 0,
     thread_pointer: usize = 0,
+    /// glibc's cached thread id in the thread control block matched `tid`: restart corrects
+    /// it. False for threads made by a raw clone, whose thread pointer is not glibc's.
+    tid_cached: bool = false,
     role: image.ThreadRole = .other,
     context: arch.Context = .{},
+    state: thread_state.State = .{},
 };
 
-pub const Error = error{ ListFailed, TooManyThreads, Timeout };
+pub const Error = error{ ListFailed, TooManyThreads, Timeout, SignalTaken };
 
 var slots: [limits.threads_max]Slot = [_]Slot{.{}} ** limits.threads_max;
 /// Slots taken in the current checkpoint.
@@ -56,6 +71,7 @@ var signal_number: u8 = 0;
 pub fn install(signal: u8) void {
     assert(signal > 0 and signal < 65);
     signal_number = signal;
+    pending_signals.install(signal);
     tid_offset = findTidOffset();
     var action: linux.Sigaction = .{
         .handler = .{ .sigaction = handler },
@@ -85,7 +101,6 @@ fn findTidOffset() ?usize {
 
 fn handler(signal: i32, info: *const linux.siginfo_t, ucontext: ?*anyopaque) callconv(.c) void {
     _ = info;
-    _ = ucontext;
     assert(signal == signal_number);
     const generation = release_generation.load(.acquire);
     const index = slot_count.fetchAdd(1, .acq_rel);
@@ -97,60 +112,148 @@ fn handler(signal: i32, info: *const linux.siginfo_t, ucontext: ?*anyopaque) cal
         return;
     }
     const slot = &slots[index];
-    slot.tid = linux.gettid();
-    slot.thread_pointer = arch.threadPointer();
-    slot.role = if (slot.tid == linux.getpid()) .main else .other;
+    fill(slot);
+    // A local, not in the slot: the next checkpoint may reuse the slot before this returns.
+    const restart = interrupted_calls.plan(slot.tid, ucontext);
     if (arch.saveContext(&slot.context) == 0) {
         _ = stopped_count.fetchAdd(1, .release);
         wake(&stopped_count);
     } else {
+        slot.current_tid = linux.gettid();
+        thread_state.restore(&slot.state);
         _ = restarted_count.fetchAdd(1, .release);
         wake(&restarted_count);
     }
     waitRelease(generation);
+    // The slots stay as they are until the taken signals are queued again.
+    if (slot == mainSlot()) pending_signals.queueAgain(currentTid);
+    if (restart) |call| interrupted_calls.apply(ucontext, call);
+}
+
+fn fill(slot: *Slot) void {
+    slot.tid = linux.gettid();
+    slot.current_tid = slot.tid;
+    slot.thread_pointer = arch.threadPointer();
+    slot.role = if (slot.tid == linux.getpid()) .main else .other;
+    slot.tid_cached = false;
+    if (tid_offset) |offset| if (slot.thread_pointer != 0) {
+        const cached: *const i32 = @ptrFromInt(slot.thread_pointer + offset);
+        slot.tid_cached = cached.* == slot.tid;
+    };
+    thread_state.capture(&slot.state, slot.thread_pointer);
+    pending_signals.takeThread(slot.tid);
 }
 
 fn waitRelease(generation: u32) void {
     while (release_generation.load(.acquire) == generation) {
-        _ = linux.futex(&release_generation.raw, .{ .cmd = .WAIT, .private = true }, generation, .{ .timeout = null }, null, 0);
+        futexWait(&release_generation, generation, null);
     }
 }
 
-fn wake(word: *std.atomic.Value(u32)) void {
-    _ = linux.futex(&word.raw, .{ .cmd = .WAKE, .private = true }, std.math.maxInt(i32), .{ .timeout = null }, null, 0);
+fn futexWait(word: *std.atomic.Value(u32), seen: u32, timeout: ?*const linux.timespec) void {
+    const wait: linux.FUTEX_OP = .{ .cmd = .WAIT, .private = true };
+    _ = linux.futex(&word.raw, wait, seen, .{ .timeout = timeout }, null, 0);
 }
+
+fn wake(word: *std.atomic.Value(u32)) void {
+    const all = std.math.maxInt(i32);
+    const op: linux.FUTEX_OP = .{ .cmd = .WAKE, .private = true };
+    _ = linux.futex(&word.raw, op, all, .{ .timeout = null }, null, 0);
+}
+
+/// Threads signalled in the current suspension.
+var signaled: [limits.threads_max]i32 = undefined;
+var signaled_count: usize = 0;
 
 /// Stops every other thread of the process in the handler. Threads created meanwhile are
 /// caught by listing again until no new thread appears.
 pub fn suspendAll() Error!u32 {
     checkpoint_tid = linux.gettid();
+    if (!handlerInstalled()) return error.SignalTaken;
     slot_count.store(0, .release);
     stopped_count.store(0, .release);
-    const pid = linux.getpid();
-    var signaled: [limits.threads_max]i32 = undefined;
-    var signaled_count: usize = 0;
+    interrupted_calls.reset();
+    signaled_count = 0;
     var rounds: usize = 0;
     while (rounds < limits.threads_max) : (rounds += 1) {
-        var tids: [limits.threads_max]i32 = undefined;
-        const count = proc.listNumbers("/proc/self/task", &tids, null) catch |err| switch (err) {
-            error.TooLarge => return error.TooManyThreads,
-            else => return error.ListFailed,
-        };
-        var new: usize = 0;
-        for (tids[0..count]) |tid| {
-            if (tid == checkpoint_tid) continue;
-            if (std.mem.indexOfScalar(i32, signaled[0..signaled_count], tid) != null) continue;
-            if (signaled_count == signaled.len) return error.TooManyThreads;
-            if (linux.E.init(linux.tgkill(pid, tid, signal_number)) != .SUCCESS) continue;
-            signaled[signaled_count] = tid;
-            signaled_count += 1;
-            new += 1;
-        }
-        try waitCount(&stopped_count, @intCast(signaled_count));
+        const new = try signalNew();
+        try waitStopped();
         if (new == 0) break;
     }
     if (slot_count.load(.acquire) > slots.len) return error.TooManyThreads;
-    return @intCast(signaled_count);
+    assert(stopped_count.load(.acquire) == slot_count.load(.acquire));
+    return @intCast(slot_count.load(.acquire));
+}
+
+/// Signals the threads of /proc/self/task not signalled yet; returns how many.
+fn signalNew() Error!usize {
+    const pid = linux.getpid();
+    var tids: [limits.threads_max]i32 = undefined;
+    const count = proc.listNumbers("/proc/self/task", &tids, null) catch |err| switch (err) {
+        error.TooLarge => return error.TooManyThreads,
+        else => return error.ListFailed,
+    };
+    var new: usize = 0;
+    for (tids[0..count]) |tid| {
+        if (tid == checkpoint_tid) continue;
+        if (std.mem.indexOfScalar(i32, signaled[0..signaled_count], tid) != null) continue;
+        if (signaled_count == signaled.len) return error.TooManyThreads;
+        interrupted_calls.note(tid);
+        if (linux.E.init(linux.tgkill(pid, tid, signal_number)) != .SUCCESS) continue;
+        signaled[signaled_count] = tid;
+        signaled_count += 1;
+        new += 1;
+    }
+    assert(signaled_count <= signaled.len);
+    return new;
+}
+
+/// Waits until every signalled thread is in the handler or gone. A thread that ends first
+/// (it was exiting, or blocked every signal on its way out, as glibc does) never comes.
+fn waitStopped() Error!void {
+    const poll_ms = 1;
+    var waited_ms: u32 = 0;
+    var expected: u32 = @intCast(signaled_count);
+    while (stopped_count.load(.acquire) < expected) {
+        if (waited_ms >= limits.suspend_timeout_ms) return error.Timeout;
+        const seen = stopped_count.load(.acquire);
+        var timeout: linux.timespec = .{ .sec = 0, .nsec = poll_ms * std.time.ns_per_ms };
+        futexWait(&stopped_count, seen, &timeout);
+        waited_ms += poll_ms;
+        if (waited_ms % 4 == 0) expected = @intCast(signaled_count - goneCount());
+    }
+}
+
+/// Signalled threads that no longer exist and never took a slot.
+fn goneCount() usize {
+    const pid = linux.getpid();
+    var gone: usize = 0;
+    for (signaled[0..signaled_count]) |tid| {
+        if (linux.E.init(linux.tgkill(pid, tid, 0)) != .SRCH) continue;
+        if (slotOf(tid) != null) continue;
+        gone += 1;
+    }
+    return gone;
+}
+
+/// A thread's id now, from its id at the checkpoint (they differ after a restart).
+pub fn currentTid(checkpoint_time_tid: i32) ?i32 {
+    const slot = slotOf(checkpoint_time_tid) orelse return null;
+    assert(slot.current_tid > 0);
+    return slot.current_tid;
+}
+
+fn slotOf(tid: i32) ?*Slot {
+    for (saved()) |*slot| if (slot.tid == tid) return slot;
+    return null;
+}
+
+/// The program may have replaced our handler: then no thread would ever stop.
+fn handlerInstalled() bool {
+    var action: [4]usize = undefined;
+    const rc = linux.syscall4(.rt_sigaction, signal_number, 0, @intFromPtr(&action), 8);
+    assert(linux.E.init(rc) == .SUCCESS);
+    return action[0] == @intFromPtr(&handler);
 }
 
 fn waitCount(word: *std.atomic.Value(u32), expected: u32) Error!void {
@@ -160,7 +263,7 @@ fn waitCount(word: *std.atomic.Value(u32), expected: u32) Error!void {
         const seen = word.load(.acquire);
         if (seen >= expected) break;
         var timeout: linux.timespec = .{ .sec = 0, .nsec = 10 * std.time.ns_per_ms };
-        _ = linux.futex(&word.raw, .{ .cmd = .WAIT, .private = true }, seen, .{ .timeout = &timeout }, null, 0);
+        futexWait(word, seen, &timeout);
         waited_ms += 10;
     }
 }
@@ -186,7 +289,9 @@ pub fn mainSlot() ?*Slot {
 
 fn save(context: *kinds.SaveContext) kinds.SaveError!void {
     assert(context.writer.fd >= 0);
-    for (saved()) |*slot| try saveOne(context, slot.tid, slot.role, slot.thread_pointer, &slot.context);
+    for (saved()) |*slot| {
+        try saveOne(context, slot.tid, slot.role, slot.thread_pointer, &slot.context);
+    }
     try saveOne(context, checkpoint_tid, .checkpoint, 0, &checkpoint_context);
 }
 
@@ -211,10 +316,10 @@ fn saveOne(
 /// Restart, on the main thread, before any other thread exists: glibc's cached tid.
 pub fn fixMainTid() void {
     const main = mainSlot() orelse return;
-    const offset = tid_offset orelse return;
-    const field: *i32 = @ptrFromInt(main.thread_pointer + offset);
+    if (!main.tid_cached) return;
+    const field: *i32 = @ptrFromInt(main.thread_pointer + tid_offset.?);
     field.* = linux.gettid();
-    _ = linux.syscall1(.set_tid_address, @intFromPtr(field));
+    assert(field.* > 0);
 }
 
 /// Restart: re-creates every saved thread but the main one, and the checkpoint thread.
@@ -224,18 +329,38 @@ pub fn recreate() void {
     const main = mainSlot();
     for (saved(), 0..) |*slot, index| {
         if (slot == main) continue;
-        const flags = linux.CLONE.VM | linux.CLONE.FS | linux.CLONE.FILES | linux.CLONE.SIGHAND |
-            linux.CLONE.THREAD | linux.CLONE.SYSVSEM | linux.CLONE.SETTLS |
-            linux.CLONE.PARENT_SETTID | linux.CLONE.CHILD_CLEARTID;
-        const tid_field: ?*i32 = if (tid_offset) |offset| @ptrFromInt(slot.thread_pointer + offset) else null;
-        const stack = stackBelow(arch.stackPointer(&slot.context));
-        const rc = linux.clone(resumeThread, stack, flags, index, tid_field, slot.thread_pointer, tid_field);
-        assert(linux.E.init(rc) == .SUCCESS);
+        recreateOne(slot, index);
     }
     const flags = linux.CLONE.VM | linux.CLONE.FS | linux.CLONE.FILES | linux.CLONE.SIGHAND |
         linux.CLONE.THREAD | linux.CLONE.SYSVSEM;
     const stack = stackBelow(arch.stackPointer(&checkpoint_context));
     const rc = linux.clone(resumeCheckpointThread, stack, flags, 0, null, 0, null);
+    assert(linux.E.init(rc) == .SUCCESS);
+}
+
+/// pthread_create's clone flags: glibc's cached tid is written by the kernel before the
+/// thread runs, and cleared (with a futex wake) when it ends, which pthread_join waits for.
+fn recreateOne(slot: *const Slot, index: usize) void {
+    assert(index < slots.len);
+    var flags: u32 = linux.CLONE.VM | linux.CLONE.FS | linux.CLONE.FILES |
+        linux.CLONE.SIGHAND | linux.CLONE.THREAD | linux.CLONE.SYSVSEM | linux.CLONE.SETTLS;
+    var tid_field: usize = 0;
+    if (slot.tid_cached) {
+        flags |= linux.CLONE.PARENT_SETTID;
+        tid_field = slot.thread_pointer + tid_offset.?;
+    }
+    const clear_tid = slot.state.clear_tid_address;
+    if (clear_tid != 0) flags |= linux.CLONE.CHILD_CLEARTID;
+    const stack = stackBelow(arch.stackPointer(&slot.context));
+    const rc = linux.clone(
+        resumeThread,
+        stack,
+        flags,
+        index,
+        @ptrFromInt(tid_field),
+        slot.thread_pointer,
+        @ptrFromInt(clear_tid),
+    );
     assert(linux.E.init(rc) == .SUCCESS);
 }
 
@@ -257,7 +382,16 @@ fn resumeThread(index: usize) callconv(.c) u8 {
 
 fn resumeCheckpointThread(_: usize) callconv(.c) u8 {
     checkpoint_tid = linux.gettid();
+    nameCheckpointThread();
     arch.restoreContext(&checkpoint_context, 1);
+}
+
+/// Called on the checkpoint thread when it starts, and again when a restart re-creates it.
+pub fn nameCheckpointThread() void {
+    const name = "dmtcp:ckpt";
+    var buffer: [16]u8 = [_]u8{0} ** 16;
+    @memcpy(buffer[0..name.len], name);
+    _ = linux.prctl(@intFromEnum(linux.PR.SET_NAME), @intFromPtr(&buffer), 0, 0, 0);
 }
 
 /// Restart, on the checkpoint thread: waits until every application thread is back in its

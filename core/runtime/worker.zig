@@ -11,6 +11,7 @@ const protocol = @import("format").protocol;
 const environment = @import("environment.zig");
 const connection = @import("connection.zig");
 const checkpoint = @import("checkpoint.zig");
+const threads = @import("threads.zig");
 
 pub const Worker = struct {
     settings: environment.Settings = .{},
@@ -124,6 +125,7 @@ pub fn startThread() void {
 }
 
 fn threadMain(_: usize) callconv(.c) u8 {
+    threads.nameCheckpointThread();
     if (state.fd < 0) {
         const registered = register() catch {
             state.lost.store(true, .release);

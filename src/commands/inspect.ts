@@ -3,7 +3,7 @@
 import { defineCommand } from "citty";
 import { UsageError } from "../errors";
 import type { ParsedArgv } from "../args";
-import { Backing, DescriptorKind, ThreadRole, readImage, type Image } from "../format/image";
+import { Backing, DescriptorKind, ThreadRole, TimerKind, readImage, type Image } from "../format/image";
 
 export default defineCommand({
   meta: { name: "inspect", description: "Show what a checkpoint image holds" },
@@ -67,6 +67,14 @@ function threadLine(thread: Image["threads"][number]): string {
     `tp ${hex(thread.threadPointer)}`;
 }
 
+function timerLine(timer: Image["timers"][number]): string {
+  const posix = timer.kind === TimerKind.posix
+    ? ` id ${timer.id} clock ${timer.clock} signal ${timer.signal}`
+    : "";
+  return `  ${nameOf(TimerKind, timer.kind).padEnd(14)}${posix}` +
+    ` next in ${timer.remainingNs} ns, every ${timer.intervalNs} ns`;
+}
+
 function summary(image: Image): string {
   const stored = image.regions.reduce((sum, region) => sum + region.storedBytes, 0);
   const mapped = image.regions.reduce((sum, region) => sum + Number(region.end - region.start), 0);
@@ -78,6 +86,12 @@ function summary(image: Image): string {
     ...image.descriptors.map(descriptorLine),
     `threads: ${image.threads.length}`,
     ...image.threads.map(threadLine),
+    `pending signals: ${image.pendingSignals.length}`,
+    ...image.pendingSignals.map((pending) =>
+      `  signal ${pending.signal} code ${pending.code} ` +
+      (pending.tid === 0 ? "for the process" : `for thread ${pending.tid}`)),
+    `timers: ${image.timers.length}`,
+    ...image.timers.map(timerLine),
   ];
   return `${lines.join("\n")}\n`;
 }

@@ -124,6 +124,8 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
     // readImage checksummed every page above: mtcp_restart checks them once more as it reads
     // them into place instead of in a second pass of its own.
     DMTCP_IMAGE_VERIFIED: "1",
+    // Step times on stderr, for benchmarks (the restored runtime reads it as launch's does).
+    ...(env.DMTCP_TIMINGS === undefined ? {} : { DMTCP_TIMINGS: env.DMTCP_TIMINGS }),
   };
   // Trampolines into this kernel's vDSO even when its layout matches (testing, or a kernel
   // whose vDSO moved in a way the layout check cannot see).

@@ -12,8 +12,10 @@ export const BODY_SIZE_MAX = 64 * 1024;
 export const DATA_SIZE_MAX = 64 * 1024 * 1024;
 
 export const RecordTag = {
-  process: 1, region: 2, thread: 3, descriptor: 4, signal_action: 5, process_tree: 10, pipe: 11,
+  process: 1, region: 2, thread: 3, descriptor: 4, signal_action: 5, pending_signal: 6, timer: 7,
+  process_tree: 10, pipe: 11,
 } as const;
+export const TimerKind = { itimer_real: 1, itimer_virtual: 2, itimer_prof: 3, posix: 4 } as const;
 export const Backing = {
   anonymous: 1, heap: 2, stack: 3, file: 4, vdso: 5, vvar: 6, vvar_vclock: 7,
 } as const;
@@ -83,11 +85,17 @@ export const LAYOUTS: Record<string, Layout> = {
     ["fd_flags", 12, "u32"], ["inode", 16, "u64"], ["capacity", 24, "u32"],
     ["byte_count", 28, "u32"], ["path_size", 32, "u32"], ["reserved1", 36, "u32"],
   ],
+  PendingSignal: [["tid", 0, "u32"], ["signal", 4, "u32"], ["info", 8, "bytes128"]],
+  Timer: [
+    ["kind", 0, "u16"], ["reserved", 2, "u16"], ["id", 4, "i32"], ["clock", 8, "i32"],
+    ["notify", 12, "i32"], ["signal", 16, "u32"], ["tid", 20, "u32"], ["value", 24, "u64"],
+    ["interval_ns", 32, "u64"], ["remaining_ns", 40, "u64"],
+  ],
 };
 
 export const STRUCT_SIZES: Record<string, number> = {
   Header: 4096, RecordHeader: 32, Process: 120, Region: 56, Run: 16, Thread: 32, Descriptor: 32,
-  SignalAction: 40, ProcessTree: 24, Zombie: 8, Pipe: 40,
+  SignalAction: 40, PendingSignal: 136, Timer: 48, ProcessTree: 24, Zombie: 8, Pipe: 40,
 };
 
 export function fieldSize(type: FieldType): number {
@@ -185,6 +193,22 @@ export interface PipeInfo {
   path: string;
 }
 
+export interface PendingSignalInfo {
+  /// 0: pending for the whole process.
+  tid: number;
+  signal: number;
+  code: number;
+}
+
+export interface TimerInfo {
+  kind: number;
+  id: number;
+  clock: number;
+  signal: number;
+  intervalNs: bigint;
+  remainingNs: bigint;
+}
+
 export interface Image {
   path: string;
   /// Undefined in images of programs that never recorded their place in a tree.
@@ -197,6 +221,8 @@ export interface Image {
   descriptors: DescriptorInfo[];
   threads: ThreadInfo[];
   signalActions: SignalActionInfo[];
+  pendingSignals: PendingSignalInfo[];
+  timers: TimerInfo[];
 }
 
 class Reader {
@@ -308,7 +334,7 @@ let sharedPages: Uint8Array | undefined;
 function readRecords(reader: Reader, header: ImageHeader, verifyData: boolean): Image {
   const image: Image = {
     path: reader.path, header, cwd: "", umask: 0, regions: [], descriptors: [], threads: [],
-    signalActions: [], pipes: [],
+    signalActions: [], pipes: [], pendingSignals: [], timers: [],
   };
   const folded: Uint8Array[] = [];
   let offset = HEADER_SIZE;
@@ -418,6 +444,22 @@ function addRecord(image: Image, tag: number, body: Uint8Array, dataSize: number
     image.pipes.push({
       fd: num(pipe.fd!), end: num(pipe.end!), inode: pipe.inode as bigint,
       capacity: num(pipe.capacity!), byteCount, path: after(40, num(pipe.path_size!)),
+    });
+  } else if (tag === RecordTag.pending_signal) {
+    if (body.length !== STRUCT_SIZES.PendingSignal!) throw bad();
+    const pending = decodeStruct("PendingSignal", body);
+    const info = pending.info as Uint8Array;
+    // siginfo: si_signo, si_errno, si_code (three ints).
+    const code = new DataView(info.buffer, info.byteOffset, info.byteLength).getInt32(8, true);
+    image.pendingSignals.push({ tid: num(pending.tid!), signal: num(pending.signal!), code });
+  } else if (tag === RecordTag.timer) {
+    if (body.length !== STRUCT_SIZES.Timer!) throw bad();
+    const timer = decodeStruct("Timer", body);
+    if (!Object.values(TimerKind).includes(num(timer.kind!) as 1)) throw bad();
+    image.timers.push({
+      kind: num(timer.kind!), id: num(timer.id!), clock: num(timer.clock!),
+      signal: num(timer.signal!), intervalNs: timer.interval_ns as bigint,
+      remainingNs: timer.remaining_ns as bigint,
     });
   } else {
     throw new ImageInvalid(`${path}: corrupt: ${what} has unknown tag ${tag}`);

@@ -1,0 +1,146 @@
+//! System calls the checkpoint signal interrupts, and how they continue.
+//!
+//! A thread blocked in a system call when the checkpoint signal arrives leaves the call to
+//! run our handler. Under SA_RESTART the kernel itself re-enters calls that answered
+//! ERESTARTSYS (read, write, accept, wait4, futex without timeout, ...): the signal frame
+//! already points at the call again. Calls that answered ERESTARTNOHAND or
+//! ERESTART_RESTARTBLOCK (nanosleep, clock_nanosleep, poll, select, epoll_wait, pause,
+//! sigsuspend, futex with a timeout) and calls that answer EINTR outright (sigtimedwait)
+//! would return EINTR to a program that never saw a signal of its own: the kernel turns
+//! them into EINTR whenever a handler runs, and sigreturn cancels restart_syscall.
+//!
+//! So, before it signals a thread, the checkpoint thread reads /proc/self/task/<tid>/syscall
+//! (the call's number, arguments, stack and instruction pointers). The thread's handler, if
+//! its frame shows -EINTR at the same instruction with the same stack pointer and arguments,
+//! rewrites the frame so that sigreturn enters the same call again: the program never sees
+//! the EINTR, and nothing is lost, since an interrupted call has done nothing. A relative
+//! sleep with a remaining-time pointer continues with the remaining time the kernel wrote
+//! there; without one it sleeps its whole duration again (late, never early). The same
+//! rewrite serves a restarted process, whose frames come back with the memory.
+const std = @import("std");
+const linux = std.os.linux;
+const assert = std.debug.assert;
+const arch = @import("arch").current;
+const limits = @import("limits");
+const proc = @import("proc.zig");
+
+/// Architectures whose file cannot read or rewrite a signal frame yet leave calls alone.
+pub const supported = @hasDecl(arch, "syscallSite") and @hasDecl(arch, "restartSyscall");
+
+pub const Call = struct {
+    tid: i32 = 0,
+    number: usize = 0,
+    args: [6]usize = .{ 0, 0, 0, 0, 0, 0 },
+    stack_pointer: usize = 0,
+    instruction_pointer: usize = 0,
+};
+
+/// Calls noted in the current suspension; written by the checkpoint thread before it sends
+/// the signal, read by the signalled thread in its handler.
+var calls: [limits.threads_max]Call = undefined;
+var call_count: std.atomic.Value(u32) = .init(0);
+
+const eintr: usize = @bitCast(-@as(isize, @intFromEnum(linux.E.INTR)));
+
+pub fn reset() void {
+    call_count.store(0, .release);
+}
+
+/// Checkpoint thread, before it signals `tid`: notes the call the thread is blocked in, if any.
+pub fn note(tid: i32) void {
+    assert(tid > 0);
+    if (!supported) return;
+    const count = call_count.load(.acquire);
+    if (count == calls.len) return;
+    var path_buffer: [64]u8 = undefined;
+    const path = std.fmt.bufPrintZ(&path_buffer, "/proc/self/task/{d}/syscall", .{tid}) catch
+        unreachable;
+    var text_buffer: [256]u8 = undefined;
+    const text = proc.readFile(path, &text_buffer) catch return;
+    var call: Call = .{ .tid = tid };
+    if (!parse(text, &call)) return;
+    calls[count] = call;
+    call_count.store(count + 1, .release);
+}
+
+/// "NR 0xA1 0xA2 0xA3 0xA4 0xA5 0xA6 0xSP 0xPC"; "running" or "-1 0xSP 0xPC" otherwise.
+fn parse(text: []const u8, call: *Call) bool {
+    var fields = std.mem.tokenizeAny(u8, text, " \n");
+    const number_text = fields.next() orelse return false;
+    const number = std.fmt.parseInt(isize, number_text, 10) catch return false;
+    if (number < 0) return false;
+    call.number = @intCast(number);
+    var values: [8]usize = undefined;
+    for (&values) |*value| {
+        const field = fields.next() orelse return false;
+        if (!std.mem.startsWith(u8, field, "0x")) return false;
+        value.* = std.fmt.parseInt(usize, field[2..], 16) catch return false;
+    }
+    call.args = values[0..6].*;
+    call.stack_pointer = values[6];
+    call.instruction_pointer = values[7];
+    return true;
+}
+
+pub const Restart = struct {
+    number: usize,
+    args: [6]usize,
+};
+
+/// In the handler: the call to enter again when this thread returns, if the signal broke one.
+pub fn plan(tid: i32, ucontext: ?*anyopaque) ?Restart {
+    assert(tid > 0);
+    if (!supported) return null;
+    const frame = ucontext orelse return null;
+    const site = arch.syscallSite(frame);
+    if (site.result != eintr) return null;
+    const count = call_count.load(.acquire);
+    for (calls[0..count]) |*call| {
+        if (call.tid != tid) continue;
+        if (call.instruction_pointer != site.instruction_pointer) return null;
+        if (call.stack_pointer != site.stack_pointer) return null;
+        if (!std.mem.eql(usize, &call.args, &site.args)) return null;
+        if (call.number == @intFromEnum(linux.SYS.restart_syscall)) return null;
+        return .{ .number = call.number, .args = continued(call.number, call.args) };
+    }
+    return null;
+}
+
+/// A relative sleep continues with the remaining time the kernel wrote back, when it could.
+fn continued(number: usize, args: [6]usize) [6]usize {
+    var result = args;
+    const timer_abstime = 1;
+    if (@hasField(linux.SYS, "nanosleep") and number == @intFromEnum(linux.SYS.nanosleep)) {
+        if (args[1] != 0) result[0] = args[1];
+    } else if (number == @intFromEnum(linux.SYS.clock_nanosleep)) {
+        if (args[1] & timer_abstime == 0 and args[3] != 0) result[2] = args[3];
+    }
+    return result;
+}
+
+/// In the handler, right before it returns: sigreturn then enters the call again.
+pub fn apply(ucontext: ?*anyopaque, restart: Restart) void {
+    if (!supported) unreachable;
+    const frame = ucontext orelse unreachable;
+    arch.restartSyscall(frame, restart.number, restart.args);
+    assert(arch.syscallSite(frame).result == restart.number);
+}
+
+test "interrupted_calls: /proc/<tid>/syscall lines are parsed" {
+    var call: Call = .{};
+    const line = "230 0x0 0x0 0x7ffd1 0x7ffd1 0x0 0x0 0x7ffd0 0x7f12\n";
+    try std.testing.expect(parse(line, &call));
+    try std.testing.expectEqual(@as(usize, 230), call.number);
+    try std.testing.expectEqual(@as(usize, 0x7ffd1), call.args[2]);
+    try std.testing.expectEqual(@as(usize, 0x7f12), call.instruction_pointer);
+    try std.testing.expect(!parse("running\n", &call));
+    try std.testing.expect(!parse("-1 0x7ffd0 0x7f12\n", &call));
+}
+
+test "interrupted_calls: a relative sleep continues with its remaining time" {
+    const number = @intFromEnum(linux.SYS.clock_nanosleep);
+    const relative = continued(number, .{ 1, 0, 0x100, 0x200, 0, 0 });
+    try std.testing.expectEqual(@as(usize, 0x200), relative[2]);
+    const absolute = continued(number, .{ 1, 1, 0x100, 0x200, 0, 0 });
+    try std.testing.expectEqual(@as(usize, 0x100), absolute[2]);
+}

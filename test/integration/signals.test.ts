@@ -1,0 +1,111 @@
+// Signal and timer state across checkpoint and restart, at least two cycles each: handlers
+// and their flags, masks, alternate signal stacks, interval and POSIX timers, and signals
+// pending at the checkpoint, which must arrive after the restart exactly once.
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdirSync } from "node:fs";
+import type { FileSink } from "bun";
+import { DMTCP, findImage, program, Sandbox, until, type Running } from "./harness";
+
+let sandbox: Sandbox;
+beforeEach(() => (sandbox = new Sandbox()));
+afterEach(() => sandbox.cleanup());
+
+interface Computation {
+  port: string;
+  ckptDir: string;
+}
+
+async function computation(): Promise<Computation> {
+  const ckptDir = sandbox.path("ckpt");
+  mkdirSync(ckptDir, { recursive: true });
+  const { port } = await sandbox.coordinator(["-c", ckptDir]);
+  return { port: String(port), ckptDir };
+}
+
+function launch(c: Computation, argv: string[], stdin: "pipe" | "ignore" = "ignore"): Running {
+  return sandbox.spawn([DMTCP, "launch", "-p", c.port, "-c", c.ckptDir, ...argv], { stdin });
+}
+
+async function checkpoint(c: Computation): Promise<void> {
+  await until(() => sandbox.status(Number(c.port)).running, { what: "the computation to run" });
+  const result = sandbox.run(["command", "-p", c.port, "--bcheckpoint"]);
+  expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "" });
+}
+
+async function cycle(c: Computation, running: Running, name: string, stdin: "pipe" | "ignore") {
+  await checkpoint(c);
+  const image = findImage(c.ckptDir, name);
+  expect(image).toBeDefined();
+  running.child.kill("SIGKILL");
+  await running.exited();
+  await until(() => sandbox.status(Number(c.port)).peers === 0, { what: "the worker to leave" });
+  return sandbox.spawn([DMTCP, "restart", "-p", c.port, image!], { stdin });
+}
+
+interface Round {
+  round: number;
+  alarms: number;
+  rt: number;
+  usr1: number;
+}
+
+/// "round R alarms A rt B usr1 U" lines of test/programs/signals_timers.c.
+function rounds(running: Running): Round[] {
+  return running.lines().filter((line) => line.startsWith("round ")).map((line) => {
+    const [, round, , alarms, , rt, , usr1] = line.split(" ");
+    return { round: Number(round), alarms: Number(alarms), rt: Number(rt), usr1: Number(usr1) };
+  });
+}
+
+describe("signals and timers across checkpoint and restart", () => {
+  test("an interval timer, a POSIX timer, a handler on its alternate stack and a blocked SIGTERM", async () => {
+    const c = await computation();
+    let running = launch(c, [program("signals_timers"), "50"]);
+    for (let round = 0; round < 2; round++) {
+      await until(() => rounds(running).length >= 4, { what: "signals_timers to make progress" });
+      const before = rounds(running).at(-1)!;
+      running = await cycle(c, running, "signals_timers", "ignore");
+      await until(() => rounds(running).length >= 6, { what: "signals_timers to run again" });
+      const after = rounds(running);
+      expect(running.stdout).not.toContain("BAD");
+      // Counts continue from where they were, and the timers still tick.
+      expect(after[0]!.round).toBeGreaterThan(before.round);
+      expect(after[0]!.alarms).toBeGreaterThanOrEqual(before.alarms);
+      expect(after[0]!.rt).toBeGreaterThanOrEqual(before.rt);
+      expect(after[0]!.usr1).toBeGreaterThanOrEqual(before.usr1);
+      expect(after.at(-1)!.alarms).toBeGreaterThan(after[0]!.alarms);
+      expect(after.at(-1)!.rt).toBeGreaterThan(after[0]!.rt);
+      expect(after.at(-1)!.usr1 - after[0]!.usr1).toBe(after.at(-1)!.round - after[0]!.round);
+    }
+  });
+
+  test("signals pending at the checkpoint arrive after the restart, each exactly once", async () => {
+    const c = await computation();
+    let running = launch(c, [program("pending_signals")], "pipe");
+    const ticks = (r: Running) => r.lines().filter((line) => line.startsWith("tick")).length;
+    await until(() => running.stdout.includes("pending ready") && ticks(running) >= 2);
+    for (let round = 0; round < 2; round++) {
+      // A checkpoint that continues takes the pending signals and queues them again.
+      await checkpoint(c);
+      running = await cycle(c, running, "pending_signals", "pipe");
+      await until(() => ticks(running) >= 3, { what: "pending_signals to run again" });
+      expect(running.stdout).not.toContain("BAD");
+    }
+    const stdin = running.child.stdin as FileSink;
+    stdin.write("go\n");
+    stdin.flush();
+    expect(await running.exited()).toBe(0);
+    expect(running.lines().at(-1)).toBe("got usr1=1 hup=1 rt1=1,2,3 rt3=7 on_thread=1");
+  });
+
+  test("the image lists pending signals and armed timers", async () => {
+    const c = await computation();
+    const running = launch(c, [program("signals_timers"), "50"], "ignore");
+    await until(() => rounds(running).length >= 2);
+    await checkpoint(c);
+    const inspect = sandbox.run(["inspect", findImage(c.ckptDir, "signals_timers")!]);
+    expect(inspect.code).toBe(0);
+    expect(inspect.stdout).toMatch(/timers: 2\n {2}itimer_real +next in \d+ ns, every 20000000 ns/);
+    expect(inspect.stdout).toMatch(/ {2}posix +id 0 clock 1 signal 34 next in \d+ ns, every 30000000 ns/);
+  });
+});

@@ -1,0 +1,177 @@
+// Checkpoint and restart of multi-threaded programs, at least two cycles each: threads that
+// compute, hold and wait on mutexes and condition variables, block in read(), are created and
+// joined in a loop, run Python's threading module; and a stress run of many checkpoints in a row.
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { FileSink } from "bun";
+import { DMTCP, findImage, program, ROOT, Sandbox, until, type Running } from "./harness";
+
+let sandbox: Sandbox;
+beforeEach(() => (sandbox = new Sandbox()));
+afterEach(() => sandbox.cleanup());
+
+interface Computation {
+  port: string;
+  ckptDir: string;
+}
+
+async function computation(): Promise<Computation> {
+  const ckptDir = sandbox.path("ckpt");
+  mkdirSync(ckptDir, { recursive: true });
+  const { port } = await sandbox.coordinator(["-c", ckptDir]);
+  return { port: String(port), ckptDir };
+}
+
+function launch(c: Computation, argv: string[], stdin: "pipe" | "ignore" = "ignore"): Running {
+  return sandbox.spawn([DMTCP, "launch", "-p", c.port, "-c", c.ckptDir, ...argv], { stdin });
+}
+
+function blockingCheckpoint(c: Computation): void {
+  const result = sandbox.run(["command", "-p", c.port, "--bcheckpoint"]);
+  expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "" });
+}
+
+/// Checkpoint, kill, restart from the image; returns the restarted process.
+async function cycle(c: Computation, running: Running, name: string, stdin: "pipe" | "ignore") {
+  await until(() => sandbox.status(Number(c.port)).running, { what: "the resume" });
+  blockingCheckpoint(c);
+  const image = findImage(c.ckptDir, name);
+  expect(image).toBeDefined();
+  running.child.kill("SIGKILL");
+  await running.exited();
+  await until(() => sandbox.status(Number(c.port)).peers === 0, { what: "the worker to leave" });
+  return sandbox.spawn([DMTCP, "restart", "-p", c.port, image!], { stdin });
+}
+
+/// "round R total T pings P" lines of test/programs/threads.c.
+function rounds(running: Running): { round: number; total: number; pings: number }[] {
+  return running.lines().filter((line) => line.startsWith("round ")).map((line) => {
+    const [, round, , total, , pings] = line.split(" ");
+    return { round: Number(round), total: Number(total), pings: Number(pings) };
+  });
+}
+
+function threadNames(pid: number): string[] {
+  const { readdirSync } = require("node:fs") as typeof import("node:fs");
+  return readdirSync(`/proc/${pid}/task`).map((tid) =>
+    readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim(),
+  );
+}
+
+/// The pid of the program a `dmtcp launch` or `dmtcp restart` became (both end in execve).
+function programPid(running: Running): number {
+  return running.pid;
+}
+
+describe("multi-threaded checkpoint and restart", () => {
+  test("workers, a condition-variable ping-pong and a blocked reader carry on over two cycles", async () => {
+    const c = await computation();
+    let running = launch(c, [program("threads"), "20"], "pipe");
+    let last = { round: 0, total: 0, pings: 0 };
+    for (let round = 0; round < 2; round++) {
+      await until(() => rounds(running).length >= 3, { what: "threads to make progress" });
+      const before = rounds(running).at(-1)!;
+      expect(before.total).toBeGreaterThanOrEqual(last.total);
+      running = await cycle(c, running, "threads", "pipe");
+      await until(() => rounds(running).length >= 3, { what: "threads to run again", timeoutMs: 20000 });
+      const after = rounds(running);
+      expect(after[0]!.round).toBeGreaterThan(before.round);
+      expect(after[0]!.total).toBeGreaterThanOrEqual(before.total);
+      expect(after.at(-1)!.total).toBeGreaterThan(after[0]!.total);
+      expect(after.at(-1)!.pings).toBeGreaterThan(after[0]!.pings);
+      // The reader was blocked in read() on the old stdin; the new one reaches it.
+      const stdin = running.child.stdin as FileSink;
+      stdin.write(`line ${round}\n`);
+      stdin.flush();
+      await until(() => running.stdout.includes(`read: line ${round}`), { what: "the reader" });
+      expect(running.stdout).not.toContain("BAD");
+      const names = threadNames(programPid(running));
+      expect(names.filter((name) => name === "dmtcp:ckpt")).toHaveLength(1);
+      expect(names.length).toBe(13);
+      last = after.at(-1)!;
+    }
+  });
+
+  test("threads blocked in system calls see no EINTR and no early wake-up", async () => {
+    const c = await computation();
+    const woke = (r: Running, from: number, calls: string[]) =>
+      calls.every((call) => r.lines().slice(from).includes(`woke ${call}`));
+    const sleeps = ["nanosleep", "nanosleep-remaining", "clock_nanosleep", "sigwaitinfo"];
+    const all = [...sleeps, "poll", "epoll_wait", "select", "accept"];
+    // Checkpoints that continue: every waiter is interrupted in its call and goes on.
+    const first = launch(c, [program("blocking_calls"), "50"]);
+    await until(() => first.lines().length >= 3, { what: "blocking_calls to start" });
+    for (let extra = 0; extra < 3; extra++) {
+      await until(() => sandbox.status(Number(c.port)).running, { what: "the resume" });
+      blockingCheckpoint(c);
+    }
+    const from = first.lines().length;
+    await until(() => woke(first, from, all), { what: "every waiter to wake", timeoutMs: 20000 });
+    expect(first.stdout).not.toContain("BAD");
+    first.child.kill("SIGKILL");
+    await first.exited();
+    await until(() => sandbox.status(Number(c.port)).peers === 0, { what: "the worker to leave" });
+    rmSync(findImage(c.ckptDir, "blocking_calls")!);
+    // Restarts: the sleepers and the signal waiter go on in the restarted process.
+    let running = launch(c, [program("blocking_calls"), "50", "sleeps"]);
+    for (let round = 0; round < 2; round++) {
+      await until(() => running.lines().length >= 3, { what: "blocking_calls to run" });
+      running = await cycle(c, running, "blocking_calls", "ignore");
+      await until(() => woke(running, 0, sleeps), { what: "the waiters after restart", timeoutMs: 20000 });
+      expect(running.stdout).not.toContain("BAD");
+    }
+  });
+
+  test("threads created and joined in a loop survive checkpoints taken meanwhile", async () => {
+    const c = await computation();
+    let running = launch(c, [program("thread_churn"), "8"]);
+    const joined = (r: Running) =>
+      r.lines().filter((line) => line.startsWith("round ")).map((line) => Number(line.split(" ")[3]));
+    for (let round = 0; round < 2; round++) {
+      await until(() => joined(running).length >= 3, { what: "churn to make progress" });
+      for (let extra = 0; extra < 3; extra++) {
+        await until(() => sandbox.status(Number(c.port)).running, { what: "the resume" });
+        blockingCheckpoint(c);
+      }
+      const before = joined(running).at(-1)!;
+      running = await cycle(c, running, "thread_churn", "ignore");
+      await until(() => joined(running).length >= 3, { what: "churn to run again" });
+      expect(joined(running)[0]!).toBeGreaterThan(before);
+      expect(running.stdout).not.toContain("BAD");
+    }
+  });
+
+  test("python3 running a threading workload continues over two cycles", async () => {
+    const c = await computation();
+    const script = join(ROOT, "test", "scripts", "threading_state.py");
+    let running = launch(c, ["/usr/bin/python3", script, "0.02"]);
+    const totals = (r: Running) =>
+      r.lines().filter((line) => line.startsWith("total ")).map((line) => Number(line.split(" ")[1]));
+    for (let round = 0; round < 2; round++) {
+      await until(() => totals(running).length >= 3, { what: "python to make progress" });
+      const before = totals(running).at(-1)!;
+      running = await cycle(c, running, "python3", "ignore");
+      await until(() => totals(running).length >= 3, { what: "python to run again" });
+      expect(totals(running)[0]!).toBeGreaterThanOrEqual(before);
+      expect(running.stdout).not.toContain("BAD");
+    }
+  });
+
+  test("100 checkpoints in a row of 32 busy threads, then a restart", async () => {
+    const c = await computation();
+    let running = launch(c, [program("busy_threads"), "32"]);
+    const alive = (r: Running) => r.lines().filter((line) => line.startsWith("alive")).length;
+    await until(() => alive(running) >= 2, { what: "busy_threads to start" });
+    for (let index = 0; index < 100; index++) {
+      // A blocking checkpoint is answered once the images are in, before every thread runs.
+      await until(() => sandbox.status(Number(c.port)).running, { what: "the resume" });
+      blockingCheckpoint(c);
+    }
+    const seen = alive(running);
+    await until(() => alive(running) > seen, { what: "busy_threads to go on" });
+    running = await cycle(c, running, "busy_threads", "ignore");
+    await until(() => alive(running) >= 2, { what: "busy_threads to run again" });
+    expect(threadNames(programPid(running)).length).toBe(34);
+  }, 240000);
+});

@@ -50,6 +50,7 @@ test {
     _ = @import("signals.zig");
     _ = @import("pids.zig");
     _ = @import("pipes.zig");
+    _ = @import("spares.zig");
 }
 
 /// A broken invariant in our code: say where, on stderr, and end the process with DMTCP's

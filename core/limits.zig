@@ -17,6 +17,14 @@ pub const handshake_timeout_ms = 2000;
 /// Messages a worker drains before giving up on a misbehaving coordinator.
 pub const message_count_max = 1 << 30;
 
+/// Spare coordinator connections one process keeps for the children it may fork: a burst
+/// of forks takes them all before the coordinator answers again (about 0.1 to 1 ms each);
+/// each costs the coordinator one idle connection.
+pub const spare_count_max = 4;
+/// Spare connections and their eventfd sit at this number or above, clear of the numbers
+/// programs dup2() onto.
+pub const spare_fd_base_min = 512;
+
 /// Threads of one process we suspend and restore; each costs one slot of the thread table.
 pub const threads_max = 1024;
 /// Open descriptors recorded per image; more than this fails the checkpoint loudly.

@@ -113,7 +113,10 @@ pub const Arch = enum(u16) {
 pub const Flags = packed struct(u32) {
     exit_after_checkpoint: bool = false,
     running: bool = false,
-    reserved: u30 = 0,
+    /// hello_worker: a spare connection for a child this worker (`worker_id`) may fork; a
+    /// peer only once a process announces itself on it with worker_info.
+    spare: bool = false,
+    reserved: u29 = 0,
 };
 
 /// Fields are raw integers, not Zig enums, so that a peer's bad value is an error we report

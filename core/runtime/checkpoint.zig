@@ -28,6 +28,7 @@ const kinds = @import("kinds.zig");
 const image_writer = @import("image_writer.zig");
 const restart = @import("restart.zig");
 const pending_signals = @import("pending_signals.zig");
+const spares = @import("spares.zig");
 
 const Outcome = enum { written, failed, restarted };
 
@@ -229,7 +230,11 @@ fn message(kind: protocol.Kind, state: protocol.WorkerState) protocol.Header {
 fn barrier(which: protocol.Barrier, state: protocol.WorkerState) connection.Error!void {
     var request = message(.barrier, state);
     request.barrier = @intFromEnum(which);
-    try connection.send(worker.state.fd, &request, "");
+    // At `suspended` no thread can fork any more: the spares held now are all this process
+    // holds; the coordinator waits for the others (taken by children) to speak or close.
+    var held: [limits.spare_count_max * 11]u8 = undefined;
+    const held_ids = if (which == .suspended) spares.heldPayload(&held) else "";
+    try connection.send(worker.state.fd, &request, held_ids);
     var count: usize = 0;
     while (count < limits.message_count_max) : (count += 1) {
         var reply: protocol.Header = undefined;

@@ -62,19 +62,60 @@ pub fn hello(
     identity: Identity,
     interval_s: i32,
 ) Error!Accepted {
+    var header: protocol.Header = .{
+        .kind = @intFromEnum(protocol.Kind.hello_worker),
+        .interval_s = interval_s,
+    };
+    return helloAs(fd, token, identity, &header);
+}
+
+/// Sends hello_worker for a spare connection (`flags.spare`, the owner's worker id); the
+/// coordinator's answer, which names the spare's own worker id, is read by `awaitAccept`.
+pub fn sendHelloSpare(
+    fd: i32,
+    token: *const [protocol.token_size]u8,
+    identity: Identity,
+    owner_worker_id: u32,
+) Error!void {
+    assert(owner_worker_id != 0);
+    var header: protocol.Header = .{
+        .kind = @intFromEnum(protocol.Kind.hello_worker),
+        .worker_id = owner_worker_id,
+        .flags = @bitCast(protocol.Flags{ .spare = true }),
+    };
+    try sendHello(fd, token, identity, &header);
+}
+
+fn helloAs(
+    fd: i32,
+    token: *const [protocol.token_size]u8,
+    identity: Identity,
+    header: *protocol.Header,
+) Error!Accepted {
+    try sendHello(fd, token, identity, header);
+    return awaitAccept(fd);
+}
+
+fn sendHello(
+    fd: i32,
+    token: *const [protocol.token_size]u8,
+    identity: Identity,
+    header: *protocol.Header,
+) Error!void {
     assert(fd >= 0);
     assert(identity.real_pid > 0);
     var payload_buffer: [2 * limits.name_size_max + 2]u8 = undefined;
     const payload = namePayload(&payload_buffer, identity);
-    var header: protocol.Header = .{
-        .kind = @intFromEnum(protocol.Kind.hello_worker),
-        .real_pid = @intCast(identity.real_pid),
-        .state = @intFromEnum(protocol.WorkerState.running),
-        .arch = @intFromEnum(protocol.Arch.current()),
-        .interval_s = interval_s,
-        .token = token.*,
-    };
-    try send(fd, &header, payload);
+    header.real_pid = @intCast(identity.real_pid);
+    header.state = @intFromEnum(protocol.WorkerState.running);
+    header.arch = @intFromEnum(protocol.Arch.current());
+    header.token = token.*;
+    try send(fd, header, payload);
+}
+
+/// Waits (bounded) for the coordinator's answer to a hello.
+pub fn awaitAccept(fd: i32) Error!Accepted {
+    assert(fd >= 0);
     var reply: protocol.Header = undefined;
     var reply_payload: [0]u8 = .{};
     try waitFor(fd, linux.POLL.IN, limits.handshake_timeout_ms);
@@ -142,13 +183,25 @@ pub fn namePayload(buffer: *[2 * limits.name_size_max + 2]u8, identity: Identity
     return buffer[0 .. name.len + host.len + 2];
 }
 
+/// Header and payload go out in one write when they fit one buffer: one segment, one
+/// wake-up of the coordinator (a forked child announces itself this way).
 pub fn send(fd: i32, header: *protocol.Header, payload: []const u8) Error!void {
     assert(payload.len <= protocol.payload_size_max);
     header.payload_size = @intCast(payload.len);
     const bytes = protocol.encode(header);
-    try writeAll(fd, &bytes);
-    try writeAll(fd, payload);
+    var message: [protocol.header_size + send_payload_size_max]u8 = undefined;
+    if (payload.len > send_payload_size_max) {
+        try writeAll(fd, &bytes);
+        try writeAll(fd, payload);
+        return;
+    }
+    @memcpy(message[0..protocol.header_size], &bytes);
+    @memcpy(message[protocol.header_size..][0..payload.len], payload);
+    try writeAll(fd, message[0 .. protocol.header_size + payload.len]);
 }
+
+/// Payloads up to this size are sent together with their header (names, image paths).
+const send_payload_size_max = limits.path_size_max + 512;
 
 /// Reads one message. A payload longer than `payload` is read and dropped (its length is
 /// returned as is), so a newer coordinator's extra data never desynchronizes the stream.

@@ -28,7 +28,7 @@ fn save(context: *kinds.SaveContext) kinds.SaveError!void {
         else => return error.Unreadable,
     };
     for (fds[0..count]) |fd| {
-        if (fd == list_fd or fd == context.image_fd or fd == context.coordinator_fd) continue;
+        if (fd == list_fd or context.isOwn(fd)) continue;
         try saveOne(context, fd);
     }
 }

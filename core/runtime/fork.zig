@@ -1,10 +1,16 @@
-//! fork(): a child joins the computation as a new worker. The parent registers the child
-//! before fork returns (as DMTCP does), so a parent that exits at once cannot leave the
-//! coordinator believing the computation is over while its child is still to connect.
+//! fork(): a child joins the computation as a new worker. The parent hands the child a
+//! registration before fork returns: a spare connection registered ahead of time
+//! (spares.zig), or, when none is ready, a new one registered in prepare (as DMTCP does).
+//! Either way a parent that exits at once cannot leave the coordinator believing the
+//! computation is over while its child is still to speak, and a checkpoint that starts
+//! after fork includes the child. The checkpoint signal stays blocked from prepare to the
+//! parent hook, so no thread is suspended between taking a spare and forking.
 const std = @import("std");
 const linux = std.os.linux;
 const worker = @import("worker.zig");
 const pids = @import("pids.zig");
+const spares = @import("spares.zig");
+const threads = @import("threads.zig");
 
 extern "c" fn pthread_atfork(
     prepare: ?*const fn () callconv(.c) void,
@@ -15,40 +21,65 @@ extern "c" fn pthread_atfork(
 /// The child's registration, made in `prepare`, handed over in `child`. Concurrent forks from
 /// two threads serialize on `lock`.
 var child_registration: ?worker.Registered = null;
+var from_spare: bool = false;
 var lock: std.atomic.Value(bool) = .init(false);
+/// The forking thread's signal mask before prepare blocked the checkpoint signal.
+var saved_mask: linux.sigset_t = undefined;
 
 pub fn install() void {
     _ = pthread_atfork(prepare, parent, child);
 }
 
 fn prepare() callconv(.c) void {
+    var mask = linux.sigemptyset();
+    if (threads.checkpointSignal() != 0) linux.sigaddset(&mask, threads.checkpointSignal());
+    var old: linux.sigset_t = undefined;
+    _ = linux.sigprocmask(linux.SIG.BLOCK, &mask, &old);
     var spins: u32 = 0;
     while (lock.cmpxchgWeak(false, true, .acquire, .monotonic) != null) : (spins += 1) {
         std.atomic.spinLoopHint();
     }
+    saved_mask = old;
     child_registration = null;
+    from_spare = false;
     if (worker.state.fd < 0 or worker.state.lost.load(.acquire)) return;
+    if (spares.take()) |spare| {
+        child_registration = .{
+            .fd = spare.fd,
+            .worker_id = spare.worker_id,
+            .computation_id = worker.state.computation_id,
+        };
+        from_spare = true;
+        return;
+    }
     child_registration = worker.register() catch null;
 }
 
 fn parent() callconv(.c) void {
     if (child_registration) |registered| _ = linux.close(registered.fd);
+    if (from_spare) spares.wake();
     child_registration = null;
+    const mask = saved_mask;
     lock.store(false, .release);
+    _ = linux.sigprocmask(linux.SIG.SETMASK, &mask, null);
 }
 
 fn child() callconv(.c) void {
-    // The parent's connection is the parent's: close this process's copy of it.
+    // The parent's connections are the parent's: close this process's copies of them.
     if (worker.state.fd >= 0) _ = linux.close(worker.state.fd);
     worker.state.fd = -1;
+    spares.closeInChild();
     worker.state.pid = linux.getpid();
     pids.afterFork();
     const registration = child_registration;
     child_registration = null;
+    const mask = saved_mask;
     lock.store(false, .release);
-    const registered = registration orelse return;
-    worker.state.worker_id = registered.worker_id;
-    worker.state.computation_id = registered.computation_id;
-    worker.adopt(registered.fd);
-    worker.startThread();
+    if (registration) |registered| {
+        worker.state.worker_id = registered.worker_id;
+        worker.state.computation_id = registered.computation_id;
+        worker.adopt(registered.fd);
+        worker.startThread();
+    }
+    _ = linux.sigprocmask(linux.SIG.SETMASK, &mask, null);
 }

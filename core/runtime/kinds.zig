@@ -9,6 +9,7 @@ const std = @import("std");
 const linux = std.os.linux;
 const image = @import("format").image;
 const image_writer = @import("image_writer.zig");
+const spares = @import("spares.zig");
 
 pub const SaveError = image_writer.Error || error{ Unreadable, TooMany };
 pub const RestoreError = error{ Unrestorable, BadRecord };
@@ -24,6 +25,12 @@ pub const SaveContext = struct {
     /// The checkpoint thread's own stack, which changes while it is written.
     stack_start: usize,
     stack_end: usize,
+
+    /// True for a descriptor of ours: the image, the coordinator connection, the spare
+    /// connections and their eventfd (spares.zig).
+    pub fn isOwn(self: *const SaveContext, fd: i32) bool {
+        return fd == self.image_fd or fd == self.coordinator_fd or spares.isOwn(fd);
+    }
 };
 
 /// Shared state a restore hook reaches.

@@ -66,7 +66,7 @@ fn save(context: *kinds.SaveContext) kinds.SaveError!void {
     defer _ = linux.munmap(@ptrFromInt(buffer_rc), limits.pipe_size_max);
     const buffer = @as([*]u8, @ptrFromInt(buffer_rc))[0..limits.pipe_size_max];
     for (fds[0..count]) |fd| {
-        if (fd == list_fd or fd == context.image_fd or fd == context.coordinator_fd) continue;
+        if (fd == list_fd or context.isOwn(fd)) continue;
         try saveOne(context, fd, buffer);
     }
 }

@@ -22,6 +22,7 @@ const connection = @import("connection.zig");
 const worker = @import("worker.zig");
 const threads = @import("threads.zig");
 const kinds = @import("kinds.zig");
+const spares = @import("spares.zig");
 
 /// A copy: mtcp_restart's memory, where the original lives, is unmapped later.
 pub var info: image.RestartInfo = undefined;
@@ -38,6 +39,7 @@ pub fn entry(info_pointer: *const image.RestartInfo) callconv(.c) noreturn {
     info = info_pointer.*;
     if (info.version != image.restart_info_version) @panic("restart: mtcp_restart of another version");
     threads.fixMainTid();
+    spares.forgetAfterRestart();
     worker.state.pid = linux.getpid();
     const envp: [*:null]?[*:0]u8 = @ptrFromInt(@as(usize, @intCast(info.envp)));
     var settings = environment.parse(envp);

@@ -54,6 +54,7 @@ test {
     _ = @import("pipes.zig");
     _ = @import("pending_signals.zig");
     _ = @import("timers.zig");
+    _ = @import("spares.zig");
 }
 
 /// A broken invariant in our code: say where, on stderr, and end the process with DMTCP's

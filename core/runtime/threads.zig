@@ -67,6 +67,11 @@ pub var checkpoint_tid: i32 = 0;
 pub var tid_offset: ?usize = null;
 var signal_number: u8 = 0;
 
+/// The checkpoint signal; 0 before `install`.
+pub fn checkpointSignal() u8 {
+    return signal_number;
+}
+
 /// Called once from the library constructor on the main thread.
 pub fn install(signal: u8) void {
     assert(signal > 0 and signal < 65);

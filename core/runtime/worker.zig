@@ -12,6 +12,7 @@ const environment = @import("environment.zig");
 const connection = @import("connection.zig");
 const checkpoint = @import("checkpoint.zig");
 const threads = @import("threads.zig");
+const spares = @import("spares.zig");
 
 pub const Worker = struct {
     settings: environment.Settings = .{},
@@ -137,6 +138,7 @@ fn threadMain(_: usize) callconv(.c) u8 {
     } else {
         announce() catch return lose();
     }
+    spares.start();
     serve() catch {};
     return lose();
 }
@@ -175,21 +177,51 @@ pub fn announce() connection.Error!void {
     try connection.send(state.fd, &header, payload);
 }
 
-/// The checkpoint thread's loop: idle in the kernel until the coordinator speaks.
+/// The checkpoint thread's loop: idle in the kernel until the coordinator speaks or fork
+/// asks for another spare connection.
 fn serve() connection.Error!void {
     var count: usize = 0;
     while (count < limits.message_count_max) : (count += 1) {
+        refillSpares();
+        if (!try waitMessage()) continue;
         var header: protocol.Header = undefined;
         var payload: [limits.path_size_max]u8 = undefined;
         _ = try connection.receive(state.fd, &header, &payload);
         switch (protocol.kindOf(&header)) {
             .kill => linux.exit_group(0),
             .accept => state.worker_id = header.worker_id,
-            .checkpoint => try checkpoint.run(&header),
+            .checkpoint => {
+                try checkpoint.run(&header);
+                spares.want();
+            },
             // Anything else is out of place between checkpoints: ignored.
             else => {},
         }
     }
+}
+
+pub fn refillSpares() void {
+    if (state.worker_id == 0) return;
+    const settings = &state.settings;
+    const identity = state.identity();
+    spares.refill(settings.address, settings.port, &settings.token, identity, state.worker_id);
+}
+
+/// True when the coordinator connection has a message; false when fork woke us.
+fn waitMessage() connection.Error!bool {
+    var pollfds = [2]linux.pollfd{
+        .{ .fd = state.fd, .events = linux.POLL.IN, .revents = 0 },
+        .{ .fd = spares.wake_fd, .events = linux.POLL.IN, .revents = 0 },
+    };
+    const count: usize = if (spares.wake_fd >= 0) 2 else 1;
+    const rc = linux.ppoll(&pollfds, count, null, null);
+    switch (linux.E.init(rc)) {
+        .SUCCESS => {},
+        .INTR => return false,
+        else => return error.Io,
+    }
+    if (count == 2 and pollfds[1].revents != 0) spares.drainWake();
+    return pollfds[0].revents != 0;
 }
 
 /// The coordinator is gone: the program runs on, unmanaged, and so will its children.

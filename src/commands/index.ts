@@ -18,6 +18,7 @@ export const commands: Record<string, () => Promise<CommandModule>> = {
   command: () => import("./command"),
   coordinator: () => import("./coordinator"),
   inspect: () => import("./inspect"),
+  nocheckpoint: () => import("./nocheckpoint"),
   "install-links": () => import("./install-links"),
 };
 

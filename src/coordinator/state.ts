@@ -45,6 +45,22 @@ export interface Worker {
   /// Barrier value this worker reached last in the current checkpoint or restart,
   /// Barrier.none while it runs; `--list` shows it.
   barrier: number;
+  /// Worker ids of the spare connections it said it holds at barrier `suspended` of the
+  /// current checkpoint; undefined before it reaches that barrier.
+  heldSpares?: number[];
+}
+
+/// A connection a worker registered ahead of time for a child it may fork (hello_worker with
+/// `flags.spare`). It keeps a computation alive for `--exit-on-last` but is no peer (not in
+/// `--list`, status or barriers) until a process announces itself on it with worker_info.
+export interface Spare {
+  conn: ConnId;
+  workerId: number;
+  /// The worker that registered it.
+  ownerWorkerId: number;
+  /// Set when a process announced itself while a checkpoint was past barrier `suspended`;
+  /// it becomes a worker once the checkpoint is over.
+  announced?: { name: string; host: string; realPid: number; arch: number };
 }
 
 /// What one worker said of its image.
@@ -65,11 +81,13 @@ interface Checkpoint {
   waiting: ConnId[];
   /// Set once every image is in (or can no longer come), so the outcome is reported once.
   done: boolean;
+  /// The broadcast `checkpoint` message, sent again to a child that joins before `suspended`.
+  request: Header;
 }
 
 /// A connection is "pending" until its hello, then a worker or a command. A command connection
 /// is closed right after its reply, which for a blocking checkpoint waits for the images.
-type Role = "pending" | "worker" | "command";
+type Role = "pending" | "worker" | "spare" | "command";
 
 interface Connection {
   remote: string;
@@ -81,6 +99,8 @@ export interface State {
   connections: Map<ConnId, Connection>;
   /// Registered workers in the order they joined, which is the `--list` order.
   workers: Map<ConnId, Worker>;
+  /// Spare connections not yet announced on.
+  spares: Map<ConnId, Spare>;
   /// 0n while no computation exists (no worker since start or since the last one left).
   computationId: bigint;
   /// Number of checkpoints started in this computation; sent in every broadcast.
@@ -137,6 +157,7 @@ export function initialState(config: Config): State {
     config,
     connections: new Map(),
     workers: new Map(),
+    spares: new Map(),
     computationId: 0n,
     generation: 0,
     restartPeerCount: 0,
@@ -212,11 +233,12 @@ function onMessage(
     return;
   }
   const worker = state.workers.get(conn);
-  if (worker === undefined) {
-    dropWithWarning(state, conn, `unexpected message kind ${message.kind}`, actions);
-    return;
+  if (worker !== undefined) return onWorkerMessage(state, worker, message, payload, actions);
+  const spare = state.spares.get(conn);
+  if (spare !== undefined && message.kind === Kind.worker_info) {
+    return onSpareAnnounced(state, spare, message, payload, actions);
   }
-  onWorkerMessage(state, worker, message, payload, actions);
+  dropWithWarning(state, conn, `unexpected message kind ${message.kind}`, actions);
 }
 
 function onFirstMessage(
@@ -267,6 +289,10 @@ function close(state: State, conn: ConnId, actions: Action[]): void {
 /// Removes a connection and its worker; the last worker leaving ends the computation.
 function forget(state: State, conn: ConnId, actions: Action[]): void {
   if (!state.connections.delete(conn)) return;
+  if (state.spares.delete(conn)) {
+    if (isEmpty(state)) return endComputation(state, actions);
+    return progress(state, actions);
+  }
   const worker = state.workers.get(conn);
   if (worker === undefined) {
     // A blocking checkpoint's command connection gave up waiting; nobody to answer any more.
@@ -278,7 +304,7 @@ function forget(state: State, conn: ConnId, actions: Action[]): void {
   actions.push({
     type: "log", level: "info", message: `worker ${worker.workerId} (${worker.name}) left`,
   });
-  if (state.workers.size === 0) return endComputation(state, actions);
+  if (isEmpty(state)) return endComputation(state, actions);
   if (state.currentBarrier === Barrier.restarted) {
     const message = `restart waits for ${state.restartPeerCount} processes: ` +
       `restart the image of worker ${worker.workerId} again to complete it`;
@@ -287,6 +313,11 @@ function forget(state: State, conn: ConnId, actions: Action[]): void {
   // Whatever waited on this worker is re-checked, so that a worker exiting mid-checkpoint
   // does not hold the others (reference 2.9).
   progress(state, actions);
+}
+
+/// No worker and no spare a child could still announce itself on.
+function isEmpty(state: State): boolean {
+  return state.workers.size === 0 && state.spares.size === 0;
 }
 
 function endComputation(state: State, actions: Action[]): void {
@@ -316,7 +347,8 @@ function parseIdentity(payload: Uint8Array): { name: string; host: string } | un
 }
 
 function allocateWorkerId(state: State): number | undefined {
-  const used = new Set([...state.workers.values()].map((worker) => worker.workerId));
+  const used = new Set([...state.workers.values(), ...state.spares.values()]
+    .map((worker) => worker.workerId));
   for (let attempt = 0; attempt < WORKER_ID_COUNT_MAX; attempt++) {
     const workerId = state.nextWorkerId;
     const next = workerId + WORKER_ID_STEP;
@@ -354,12 +386,87 @@ function onHelloWorker(
   if (identity === undefined) {
     return refuse(state, conn, Status.bad_message, "no program and host name", actions);
   }
+  if ((message.flags & Flags.spare) !== 0) return registerSpare(state, conn, message, actions);
   const workerId = allocateWorkerId(state);
   if (workerId === undefined) {
     return refuse(state, conn, Status.bad_message, "every worker id is in use", actions);
   }
   if (state.workers.size === 0) startComputation(state, message.real_pid);
   register(state, conn, { ...identity, workerId, message, state: WorkerState.running }, actions);
+}
+
+/// A worker's spare connection: a worker id now, a peer once a child announces itself.
+function registerSpare(state: State, conn: ConnId, message: Header, actions: Action[]): void {
+  const owner = [...state.workers.values()].find((w) => w.workerId === message.worker_id);
+  if (owner === undefined) {
+    return refuse(state, conn, Status.bad_message, "a spare of no registered worker", actions);
+  }
+  const workerId = allocateWorkerId(state);
+  if (workerId === undefined) {
+    return refuse(state, conn, Status.bad_message, "every worker id is in use", actions);
+  }
+  state.spares.set(conn, { conn, workerId, ownerWorkerId: owner.workerId });
+  state.connections.set(conn, { ...state.connections.get(conn)!, role: "spare" });
+  const accept = header({
+    kind: Kind.accept, worker_id: workerId, computation_id: state.computationId,
+    generation: state.generation, interval_s: state.intervalS, peer_count: state.workers.size,
+  });
+  actions.push({ type: "send", conn, header: accept });
+}
+
+/// A forked child speaks on the spare it was handed: it becomes a worker, and joins a
+/// checkpoint that has not passed `suspended` yet (its parent forked it before stopping).
+function onSpareAnnounced(
+  state: State, spare: Spare, message: Header, payload: Uint8Array, actions: Action[],
+): void {
+  const identity = parseIdentity(payload);
+  if (identity === undefined) {
+    return dropWithWarning(state, spare.conn, "worker_info without names", actions);
+  }
+  spare.announced = { ...identity, realPid: message.real_pid, arch: message.arch };
+  const busy = state.currentBarrier === Barrier.restarted ||
+    (state.checkpoint !== undefined && state.currentBarrier !== Barrier.suspended);
+  if (busy) return;
+  promote(state, spare, actions);
+  progress(state, actions);
+}
+
+function promote(state: State, spare: Spare, actions: Action[]): void {
+  const announced = spare.announced!;
+  state.spares.delete(spare.conn);
+  const worker: Worker = {
+    conn: spare.conn, workerId: spare.workerId, name: announced.name, host: announced.host,
+    realPid: announced.realPid, arch: announced.arch, state: WorkerState.running, barrier: 0,
+  };
+  state.workers.set(spare.conn, worker);
+  state.connections.set(spare.conn, { ...state.connections.get(spare.conn)!, role: "worker" });
+  const label = `${worker.name}[${worker.workerId}:${worker.realPid}]@${worker.host}`;
+  actions.push({ type: "log", level: "info", message: `worker joined: ${label}` });
+  if (state.killInProgress) {
+    actions.push({ type: "send", conn: worker.conn, header: header({ kind: Kind.kill }) });
+  }
+  const checkpoint = state.checkpoint;
+  if (checkpoint !== undefined && state.currentBarrier === Barrier.suspended) {
+    worker.state = WorkerState.presuspend;
+    actions.push({ type: "send", conn: worker.conn, header: checkpoint.request });
+  }
+}
+
+/// Children that announced themselves while a checkpoint or restart ran join now.
+function promoteAnnounced(state: State, actions: Action[]): void {
+  for (const spare of [...state.spares.values()]) {
+    if (spare.announced !== undefined) promote(state, spare, actions);
+  }
+}
+
+/// A spare no worker said it holds at `suspended`: a child took it and has yet to speak
+/// (or to close it), so barrier `suspended` waits for it.
+function sparePending(state: State): boolean {
+  for (const spare of state.spares.values()) {
+    const owner = [...state.workers.values()].find((w) => w.workerId === spare.ownerWorkerId);
+    if (owner?.heldSpares?.includes(spare.workerId) !== true) return true;
+  }
+  return false;
 }
 
 /// The first worker of an idle coordinator creates the computation.
@@ -481,7 +588,7 @@ function onWorkerMessage(
       return;
     }
     case Kind.barrier:
-      return onBarrier(state, worker, message, actions);
+      return onBarrier(state, worker, message, payload, actions);
     case Kind.image_written:
       return onImageWritten(state, worker, message, payload, actions);
     case Kind.resuming:
@@ -561,10 +668,11 @@ function runCommand(
 }
 
 function killWorkers(state: State, actions: Action[]): void {
-  for (const worker of state.workers.values()) {
+  // A spare's child, if one announces itself on it later, gets the kill then.
+  for (const worker of [...state.workers.values(), ...state.spares.values()]) {
     actions.push({ type: "send", conn: worker.conn, header: header({ kind: Kind.kill }) });
   }
-  state.killInProgress = state.workers.size > 0;
+  state.killInProgress = !isEmpty(state);
 }
 
 function onTick(state: State, nowMs: number, actions: Action[]): void {
@@ -621,7 +729,6 @@ function requestCheckpoint(state: State, exitOnce: boolean, actions: Action[]): 
 function startCheckpoint(state: State, exitOnce: boolean, actions: Action[]): void {
   state.generation += 1;
   const exitAfterCheckpoint = exitOnce || state.config.killAfterCheckpoint;
-  state.checkpoint = { generation: state.generation, images: new Map(), waiting: [], done: false };
   state.currentBarrier = Barrier.suspended;
   // The interval counts again from the moment every worker has resumed, as in DMTCP.
   state.nextCheckpointMs = undefined;
@@ -632,7 +739,11 @@ function startCheckpoint(state: State, exitOnce: boolean, actions: Action[]): vo
     peer_count: state.workers.size,
     flags: exitAfterCheckpoint ? Flags.exit_after_checkpoint : 0,
   });
+  state.checkpoint = {
+    generation: state.generation, images: new Map(), waiting: [], done: false, request: message,
+  };
   for (const worker of state.workers.values()) {
+    worker.heldSpares = undefined;
     // The worker enters presuspend on receipt (reference 2.5 step 1); marking it now makes
     // `--status` say RUNNING=no from the moment the checkpoint is under way.
     worker.state = WorkerState.presuspend;
@@ -644,7 +755,9 @@ function startCheckpoint(state: State, exitOnce: boolean, actions: Action[]): vo
   actions.push({ type: "log", level: "info", message: text });
 }
 
-function onBarrier(state: State, worker: Worker, message: Header, actions: Action[]): void {
+function onBarrier(
+  state: State, worker: Worker, message: Header, payload: Uint8Array, actions: Action[],
+): void {
   const expected = state.currentBarrier;
   // A repeated arrival changes nothing; DMTCP ignores it too.
   if (message.barrier === expected && worker.barrier === expected) return;
@@ -661,6 +774,9 @@ function onBarrier(state: State, worker: Worker, message: Header, actions: Actio
   }
   worker.barrier = message.barrier;
   worker.state = message.state;
+  if (message.barrier === Barrier.suspended) {
+    worker.heldSpares = splitStrings(payload).map(Number).filter(Number.isInteger);
+  }
   progress(state, actions);
 }
 
@@ -729,6 +845,7 @@ function releaseIfReached(state: State, actions: Action[]): void {
   for (const worker of state.workers.values()) {
     if (worker.barrier !== barrier) return;
   }
+  if (barrier === Barrier.suspended && sparePending(state)) return;
   const peerCount = state.workers.size;
   const released = header({
     kind: Kind.barrier_released, barrier, peer_count: peerCount,
@@ -817,6 +934,7 @@ function finishIfResumed(state: State, actions: Action[]): void {
     if (!checkpoint.done) return;
     state.checkpoint = undefined;
     armTimer(state);
+    promoteAnnounced(state, actions);
     return;
   }
   if (state.restartPeerCount === 0) return;
@@ -824,6 +942,7 @@ function finishIfResumed(state: State, actions: Action[]): void {
   actions.push({ type: "log", level: "info", message });
   state.restartPeerCount = 0;
   armTimer(state);
+  promoteAnnounced(state, actions);
 }
 
 /// Ends a checkpoint that cannot finish, answering blocking commands with checkpoint_failed.
@@ -838,4 +957,5 @@ function abandonCheckpoint(state: State, reason: string, actions: Action[]): voi
   }
   state.checkpoint = undefined;
   state.currentBarrier = Barrier.none;
+  promoteAnnounced(state, actions);
 }

@@ -75,7 +75,7 @@ export const Arch = {
   armv7: 4,
 } as const;
 
-export const Flags = { exit_after_checkpoint: 1, running: 2 } as const;
+export const Flags = { exit_after_checkpoint: 1, running: 2, spare: 4 } as const;
 
 export type KindName = keyof typeof Kind;
 

@@ -161,6 +161,40 @@ describe("process trees", () => {
     expect(totals.at(-1)!).toBeGreaterThan(totals[0]!);
   });
 
+  test("the restart script rebuilds the whole tree", async () => {
+    const c = await computation();
+    const first = launch(c, [program("family"), "20"]);
+    await until(() => sandbox.status(Number(c.port)).peers === 3, { what: "every worker" });
+    await until(() => rounds(first).length >= 3, { what: "progress" });
+    const result = sandbox.run(["command", "-p", c.port, "--bcheckpoint"]);
+    expect(result.code).toBe(0);
+    const atRequest = rounds(first).at(-1)!;
+    for (const pid of workerPids(c)) process.kill(pid, "SIGKILL");
+    await until(() => sandbox.status(Number(c.port)).peers === 0, { what: "every worker to leave" });
+    const restarted = sandbox.spawn(["bash", join(c.ckptDir, "dmtcp_restart_script.sh")]);
+    await until(() => {
+      const status = sandbox.status(Number(c.port));
+      return status.peers === 3 && status.running;
+    }, { what: "the tree to run again", timeoutMs: 60000 });
+    await until(() => rounds(restarted).length >= 5, { what: "progress after restart" });
+    const after = rounds(restarted);
+    expect(after[0]!).toBeGreaterThan(atRequest);
+    after.forEach((value, index) => expect(value).toBe(after[0]! + index));
+    expect(restarted.lines().every((line) => line.endsWith(" ok"))).toBe(true);
+  });
+
+  test("a program started with dmtcp nocheckpoint from inside a computation stays out", async () => {
+    const c = await computation();
+    const script = `${DMTCP} nocheckpoint ${program("counter")} 20 & wait`;
+    const running = launch(c, ["/bin/sh", "-c", script]);
+    await until(() => rounds(running).length >= 5, { what: "the program to count" });
+    await until(() => sandbox.status(Number(c.port)).peers === 1, { what: "only sh to remain" });
+    const list = sandbox.run(["command", "-p", c.port, "--list"]).stdout;
+    expect(list).toContain("sh[");
+    expect(list).not.toContain("counter");
+    expect(list).not.toContain("dmtcp");
+  });
+
   test("a tree of 50 processes restarts whole, twice", async () => {
     const c = await computation();
     let running = launch(c, [program("tree"), "50", "50"]);

@@ -733,3 +733,114 @@ describe("coordinator state: restart barrier", () => {
     expect(closed(harness.resume(a), a)).toBe(true);
   });
 });
+
+describe("coordinator state: spare connections", () => {
+  /// A spare registered by the worker `owner` (its worker id); returns the spare's connection
+  /// and the id the coordinator gave it.
+  function spare(harness: Harness, ownerWorkerId: number) {
+    const conn = harness.connect();
+    const actions = harness.message(conn, {
+      kind: Kind.hello_worker, real_pid: 100, state: WorkerState.running,
+      worker_id: ownerWorkerId, flags: Flags.spare,
+    }, joinStrings(["parent", "node1"]));
+    const [accept] = sent(actions, Kind.accept);
+    expect(accept).toBeDefined();
+    return { conn, workerId: accept!.header.worker_id };
+  }
+
+  function announce(harness: Harness, conn: number, name: string, realPid: number) {
+    return harness.message(conn, { kind: Kind.worker_info, real_pid: realPid },
+      joinStrings([name, "node1"]));
+  }
+
+  function suspendedHolding(harness: Harness, conn: number, held: number[]) {
+    return harness.message(conn, {
+      kind: Kind.barrier, barrier: Barrier.suspended, state: WorkerState.suspended,
+    }, joinStrings(held.map(String)));
+  }
+
+  test("a spare gets its own worker id but is no peer until a child announces itself", () => {
+    const harness = new Harness();
+    const parent = harness.worker("parent", 100);
+    const { conn, workerId } = spare(harness, 40000);
+    expect(workerId).toBe(41000);
+    expect(reply(harness.command(Command.status).actions).header.peer_count).toBe(1);
+    announce(harness, conn, "child", 101);
+    expect(reply(harness.command(Command.status).actions).header.peer_count).toBe(2);
+    const list = new TextDecoder().decode(reply(harness.command(Command.list).actions).payload);
+    expect(list).toContain("child[41000:101]@node1");
+    expect(parent.conn).toBe(1);
+  });
+
+  test("a spare of no registered worker is refused", () => {
+    const harness = new Harness();
+    const conn = harness.connect();
+    const actions = harness.message(conn, {
+      kind: Kind.hello_worker, real_pid: 100, state: WorkerState.running, worker_id: 45000,
+      flags: Flags.spare,
+    }, joinStrings(["parent", "node1"]));
+    expect(sent(actions, Kind.reject)[0]?.header.status).toBe(Status.bad_message);
+  });
+
+  test("with exitOnLast a parent leaving while its child holds a spare does not exit", () => {
+    const harness = new Harness({ exitOnLast: true });
+    const parent = harness.worker("parent", 100);
+    const child = spare(harness, 40000);
+    harness.feed({ type: "closed", conn: parent.conn });
+    expect(harness.actions.some((action) => action.type === "exit")).toBe(false);
+    announce(harness, child.conn, "child", 101);
+    harness.feed({ type: "closed", conn: child.conn });
+    expect(harness.actions.filter((action) => action.type === "exit")).toEqual([
+      { type: "exit", code: 0 },
+    ]);
+  });
+
+  test("suspended waits for a spare its owner no longer holds, and the child joins", () => {
+    const harness = new Harness();
+    const parent = harness.worker("parent", 100);
+    const held = spare(harness, 40000);
+    const taken = spare(harness, 40000);
+    harness.command(Command.checkpoint);
+    const before = suspendedHolding(harness, parent.conn, [held.workerId]);
+    expect(sent(before, Kind.barrier_released)).toEqual([]);
+    const joined = announce(harness, taken.conn, "child", 101);
+    expect(sent(joined, Kind.checkpoint).map((action) => action.conn)).toEqual([taken.conn]);
+    const released = harness.barrier(taken.conn, Barrier.suspended, WorkerState.suspended);
+    expect(sent(released, Kind.barrier_released).map((a) => a.conn).sort())
+      .toEqual([parent.conn, taken.conn].sort());
+  });
+
+  test("suspended is released once an unannounced spare closes", () => {
+    const harness = new Harness();
+    const parent = harness.worker("parent", 100);
+    const taken = spare(harness, 40000);
+    harness.command(Command.checkpoint);
+    expect(sent(suspendedHolding(harness, parent.conn, []), Kind.barrier_released)).toEqual([]);
+    const actions = harness.feed({ type: "closed", conn: taken.conn });
+    expect(sent(actions, Kind.barrier_released).map((a) => a.conn)).toEqual([parent.conn]);
+  });
+
+  test("a child announcing itself after suspended joins once the checkpoint is over", () => {
+    const harness = new Harness();
+    const parent = harness.worker("parent", 100);
+    const held = spare(harness, 40000);
+    harness.command(Command.checkpoint);
+    suspendedHolding(harness, parent.conn, [held.workerId]);
+    harness.barrier(parent.conn, Barrier.checkpointed, WorkerState.checkpointing);
+    expect(sent(announce(harness, held.conn, "child", 101), Kind.checkpoint)).toEqual([]);
+    expect(harness.state.workers.size).toBe(1);
+    harness.barrier(parent.conn, Barrier.written, WorkerState.checkpointed);
+    harness.image(parent.conn, "/ckpt/a.dmtcp");
+    harness.resume(parent.conn);
+    expect(harness.state.workers.size).toBe(2);
+    expect(harness.state.spares.size).toBe(0);
+  });
+
+  test("kill reaches spares too", () => {
+    const harness = new Harness();
+    harness.worker("parent", 100);
+    const child = spare(harness, 40000);
+    const actions = harness.command(Command.kill).actions;
+    expect(sent(actions, Kind.kill).map((action) => action.conn)).toContain(child.conn);
+  });
+});

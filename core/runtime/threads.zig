@@ -25,6 +25,7 @@ const limits = @import("limits");
 const image = @import("format").image;
 const kinds = @import("kinds.zig");
 const proc = @import("proc.zig");
+const emulator = @import("emulator.zig");
 
 pub const kind: kinds.Kind = .{ .tag = .thread, .save = save, .restore = kinds.restoreNothing };
 
@@ -48,8 +49,8 @@ var release_generation: std.atomic.Value(u32) = .init(0);
 /// The checkpoint thread's own context, saved right before it writes the image.
 pub var checkpoint_context: arch.Context = .{};
 pub var checkpoint_tid: i32 = 0;
-/// Offset of glibc's cached thread id in the thread control block, if found.
-pub var tid_offset: ?usize = null;
+/// Offset of glibc's cached thread id from the thread pointer, if found.
+pub var tid_offset: ?isize = null;
 var signal_number: u8 = 0;
 
 /// Called once from the library constructor on the main thread.
@@ -69,18 +70,27 @@ pub fn install(signal: u8) void {
 
 /// glibc caches the thread id in `struct pthread`; a restarted thread has a new one, and
 /// raise(), abort() and mutex ownership read the cached value. Find it by value, preferring
-/// the known offset for this architecture.
-fn findTidOffset() ?usize {
+/// the known offset for this architecture, else searching the window the architecture says
+/// `struct pthread` lies in.
+fn findTidOffset() ?isize {
     const tcb = arch.threadPointer();
     if (tcb == 0) return null;
-    const tid: u32 = @intCast(linux.gettid());
-    const words: [*]const u32 = @ptrFromInt(tcb);
-    if (words[arch.glibc_tid_offset / 4] == tid) return arch.glibc_tid_offset;
-    var index: usize = 0;
-    while (index < 1024) : (index += 1) {
-        if (words[index] == tid) return index * 4;
+    const tid: i32 = linux.gettid();
+    if (tidField(tcb, arch.glibc_tid_offset).* == tid) return arch.glibc_tid_offset;
+    var index: isize = 0;
+    while (index < tid_search_size / 4) : (index += 1) {
+        const offset = arch.glibc_tid_search_start + index * 4;
+        if (tidField(tcb, offset).* == tid) return offset;
     }
     return null;
+}
+
+/// Bytes searched for glibc's cached thread id.
+const tid_search_size = 4096;
+
+fn tidField(thread_pointer: usize, offset: isize) *i32 {
+    assert(thread_pointer != 0);
+    return @ptrFromInt(thread_pointer +% @as(usize, @bitCast(offset)));
 }
 
 fn handler(signal: i32, info: *const linux.siginfo_t, ucontext: ?*anyopaque) callconv(.c) void {
@@ -138,7 +148,7 @@ pub fn suspendAll() Error!u32 {
         };
         var new: usize = 0;
         for (tids[0..count]) |tid| {
-            if (tid == checkpoint_tid) continue;
+            if (tid == checkpoint_tid or emulator.isForeign(tid)) continue;
             if (std.mem.indexOfScalar(i32, signaled[0..signaled_count], tid) != null) continue;
             if (signaled_count == signaled.len) return error.TooManyThreads;
             if (linux.E.init(linux.tgkill(pid, tid, signal_number)) != .SUCCESS) continue;
@@ -212,7 +222,7 @@ fn saveOne(
 pub fn fixMainTid() void {
     const main = mainSlot() orelse return;
     const offset = tid_offset orelse return;
-    const field: *i32 = @ptrFromInt(main.thread_pointer + offset);
+    const field = tidField(main.thread_pointer, offset);
     field.* = linux.gettid();
     _ = linux.syscall1(.set_tid_address, @intFromPtr(field));
 }
@@ -227,9 +237,11 @@ pub fn recreate() void {
         const flags = linux.CLONE.VM | linux.CLONE.FS | linux.CLONE.FILES | linux.CLONE.SIGHAND |
             linux.CLONE.THREAD | linux.CLONE.SYSVSEM | linux.CLONE.SETTLS |
             linux.CLONE.PARENT_SETTID | linux.CLONE.CHILD_CLEARTID;
-        const tid_field: ?*i32 = if (tid_offset) |offset| @ptrFromInt(slot.thread_pointer + offset) else null;
+        const tid_field: ?*i32 = if (tid_offset) |offset| tidField(slot.thread_pointer, offset) else null;
         const stack = stackBelow(arch.stackPointer(&slot.context));
-        const rc = linux.clone(resumeThread, stack, flags, index, tid_field, slot.thread_pointer, tid_field);
+        var storage: arch.TlsStorage = undefined;
+        const tls = arch.cloneTls(slot.thread_pointer, &storage);
+        const rc = linux.clone(resumeThread, stack, flags, index, tid_field, tls, tid_field);
         assert(linux.E.init(rc) == .SUCCESS);
     }
     const flags = linux.CLONE.VM | linux.CLONE.FS | linux.CLONE.FILES | linux.CLONE.SIGHAND |

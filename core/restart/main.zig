@@ -75,7 +75,7 @@ fn unmapOldSelf() void {
     const hole_end = state.hole_start + state.hole_size;
     for (state.own[0..state.own_count]) |interval| {
         if (interval.start >= state.hole_start and interval.end <= hole_end) continue;
-        if (isSpecial(interval)) continue;
+        if (isSpecial(interval) or isKept(interval)) continue;
         _ = linux.munmap(@ptrFromInt(@as(usize, @intCast(interval.start))), @intCast(interval.end - interval.start));
     }
 }
@@ -84,6 +84,11 @@ fn isSpecial(interval: state.Interval) bool {
     for (state.special_now) |maybe| {
         if (maybe) |now| if (now.start == interval.start) return true;
     }
+    return false;
+}
+
+fn isKept(interval: state.Interval) bool {
+    for (state.kept[0..state.kept_count]) |kept| if (kept.start == interval.start) return true;
     return false;
 }
 

@@ -12,8 +12,7 @@ const state = @import("state.zig");
 const check = @import("check.zig");
 const fail = @import("fail.zig").fail;
 
-/// Anonymous regions this large are mapped NORESERVE (huge reservations, as DMTCP does).
-const noreserve_size_min: u64 = if (@sizeOf(usize) == 8) 1 << 30 else 10 << 20;
+const arch = @import("arch").current;
 
 pub fn mapAll() void {
     var offset: u64 = image.header_size;
@@ -38,6 +37,7 @@ fn mapOne(body: []align(8) const u8, data_offset: u64) void {
         .vdso, .vvar, .vvar_vclock => return, // Moved by special.zig.
         else => {},
     }
+    if (onSystemPage(region)) return;
     const flags: image.RegionFlags = @bitCast(region.flags);
     const start: usize = @intCast(region.start);
     const size: usize = @intCast(region.end - region.start);
@@ -51,7 +51,7 @@ fn mapOne(body: []align(8) const u8, data_offset: u64) void {
             .ANONYMOUS = true,
             .FIXED_NOREPLACE = true,
             .GROWSDOWN = backing == .stack,
-            .NORESERVE = size >= noreserve_size_min,
+            .NORESERVE = size >= arch.noreserve_size_min,
             // Mostly stored: one populate beats a page fault per page during the reads.
             .POPULATE = region.page_count * state.page_size * 2 >= size,
         }, -1, 0);
@@ -67,6 +67,38 @@ fn mapOne(body: []align(8) const u8, data_offset: u64) void {
     if (!(backing == .file and flags.shared) and filling != protection) {
         _ = linux.mprotect(@ptrFromInt(start), size, protection);
     }
+}
+
+/// True for a region that is exactly one of the pages the kernel or emulator keeps in every
+/// process (state.kept): the checkpointed process's copy of the same page, which is left as
+/// this system made it. A page of the system that lies where the program has other memory
+/// gives way: qemu-user puts its signal trampoline page just below mtcp_restart's stack, in
+/// the middle of where a 32-bit ARM program's libraries were. Only handlers installed without
+/// SA_RESTORER return through it (glibc sets SA_RESTORER on armv7, not on aarch64), so the
+/// user is told when the image has one.
+fn onSystemPage(region: image.Region) bool {
+    var index: usize = 0;
+    while (index < state.kept_count) {
+        const kept = state.kept[index];
+        if (kept.start == region.start and kept.end == region.end) return true;
+        if (!kept.overlaps(region.start, region.end)) {
+            index += 1;
+            continue;
+        }
+        _ = linux.munmap(@ptrFromInt(@as(usize, @intCast(kept.start))), @intCast(kept.end - kept.start));
+        if (state.handler_without_restorer) warnAt("a signal handler without SA_RESTORER may " ++
+            "not return: the system's signal trampoline page gave way to memory at ", kept.start);
+        state.kept[index] = state.kept[state.kept_count - 1];
+        state.kept_count -= 1;
+    }
+    return false;
+}
+
+fn warnAt(comptime what: []const u8, address: u64) void {
+    var buffer: [256]u8 = undefined;
+    const text = std.fmt.bufPrint(&buffer, "mtcp_restart: warning: " ++ what ++ "0x{x}\n", .{address}) catch
+        return;
+    _ = linux.write(2, text.ptr, text.len);
 }
 
 fn mapFile(region: image.Region, path: []const u8, protection: usize) void {

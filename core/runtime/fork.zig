@@ -4,6 +4,7 @@
 const std = @import("std");
 const linux = std.os.linux;
 const worker = @import("worker.zig");
+const emulator = @import("emulator.zig");
 
 extern "c" fn pthread_atfork(
     prepare: ?*const fn () callconv(.c) void,
@@ -41,6 +42,7 @@ fn child() callconv(.c) void {
     if (worker.state.fd >= 0) _ = linux.close(worker.state.fd);
     worker.state.fd = -1;
     worker.state.pid = linux.getpid();
+    emulator.noteForeignThreads();
     const registration = child_registration;
     child_registration = null;
     lock.store(false, .release);

@@ -22,6 +22,7 @@ const connection = @import("connection.zig");
 const worker = @import("worker.zig");
 const threads = @import("threads.zig");
 const kinds = @import("kinds.zig");
+const emulator = @import("emulator.zig");
 
 /// A copy: mtcp_restart's memory, where the original lives, is unmapped later.
 pub var info: image.RestartInfo = undefined;
@@ -33,6 +34,7 @@ pub fn entry(info_pointer: *const image.RestartInfo) callconv(.c) noreturn {
     info = info_pointer.*;
     if (info.version != image.restart_info_version) @panic("restart: mtcp_restart of another version");
     threads.fixMainTid();
+    emulator.noteForeignThreads();
     worker.state.pid = linux.getpid();
     const envp: [*:null]?[*:0]u8 = @ptrFromInt(@as(usize, @intCast(info.envp)));
     var settings = environment.parse(envp);

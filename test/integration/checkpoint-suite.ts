@@ -7,9 +7,10 @@
 // the coordinator, and an emulated one would make every poll slower.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, renameSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import {
-  dmtcpFor, emulated, findImage, numbers, program, ROOT, Sandbox, until, type Arch, type Running,
+  DMTCP as DMTCP_X64, DMTCP_ARM64, dmtcpFor, emulated, findImage, numbers, program, ROOT, Sandbox,
+  until, type Arch, type Running,
 } from "./harness";
 
 let sandbox: Sandbox;
@@ -214,6 +215,27 @@ export function checkpointSuite(arch: Arch): void {
       }
       expect(starts[1]).toBe(starts[0]!);
       expect(existsSync(image)).toBe(true);
+    }, timeoutMs);
+
+    test("the executable that does not carry the architecture refuses the image, naming the one that does", async () => {
+      const c = await computation();
+      const first = launch(c, [program("counter", arch), "10"]);
+      await waitFor(() => numbers(first).length >= 3);
+      blockingCheckpoint(c);
+      first.child.kill("SIGKILL");
+      await first.exited();
+      const image = findImage(c.ckptDir, "counter")!;
+      const other = DMTCP === DMTCP_X64 ? DMTCP_ARM64 : DMTCP_X64;
+      const refused = Bun.spawnSync([other, "restart", "-p", c.port, image], {
+        env: sandbox.env, stdout: "pipe", stderr: "pipe",
+      });
+      expect(refused.exitCode).toBe(99);
+      const stderr = refused.stderr.toString();
+      expect(stderr).toContain(`an image of a ${arch} process`);
+      expect(stderr).toContain(`Restart it with ${basename(DMTCP)}`);
+      const inspected = sandbox.run(["inspect", image]).stdout;
+      expect(inspected).toContain(`${arch} (${arch === "i386" || arch === "armv7" ? 32 : 64}-bit)`);
+      expect(inspected).toContain(`restarts with ${basename(DMTCP)}`);
     }, timeoutMs);
 
     test("the restart script written after a checkpoint restarts the computation", async () => {

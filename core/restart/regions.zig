@@ -62,6 +62,11 @@ fn mapOne(body: []align(8) const u8, data_offset: u64) void {
         const run_start = start + @as(usize, @intCast(run.page_index)) * state.page_size;
         const run_size = @as(usize, @intCast(run.page_count)) * state.page_size;
         check.readAt(@as([*]u8, @ptrFromInt(run_start))[0..run_size], data);
+        // Code written as data (a JIT's, a patched library's) must reach the instruction
+        // cache before it runs on ARM; a no-op on x86.
+        if (region.protection & image.protection_execute != 0) {
+            arch.flushInstructionCache(run_start, run_size);
+        }
         data += run_size;
     }
     if (!(backing == .file and flags.shared) and filling != protection) {

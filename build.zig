@@ -55,7 +55,8 @@ pub fn build(b: *std.Build) void {
         addRuntime(b, platform, gnu, optimize, modules);
         addRestart(b, platform, bare, optimize);
         addTestPrograms(b, platform, gnu, resolve(b, platform.musl, platform.cpu));
-        if (gnu.result.cpu.arch != b.graph.host.result.cpu.arch) addTargetTests(b, targets_step, gnu);
+        const foreign = gnu.result.cpu.arch != b.graph.host.result.cpu.arch;
+        if (foreign) addTargetTests(b, targets_step, gnu);
     }
 
     const host = b.graph.host;

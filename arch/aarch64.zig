@@ -74,7 +74,8 @@ fn saveNaked() callconv(.naked) void {
 pub inline fn restoreContext(context: *const Context, value: usize) noreturn {
     assert(value != 0);
     assert(context.sp != 0 and context.registers[11] != 0);
-    const restore: *const fn (*const Context, usize) callconv(.c) noreturn = @ptrCast(&restoreNaked);
+    const Restore = *const fn (*const Context, usize) callconv(.c) noreturn;
+    const restore: Restore = @ptrCast(&restoreNaked);
     restore(context, value);
 }
 

@@ -76,7 +76,8 @@ fn saveNaked() callconv(.naked) void {
 pub inline fn restoreContext(context: *const Context, value: usize) noreturn {
     assert(value != 0);
     assert(context.esp != 0 and context.eip != 0);
-    const restore: *const fn (*const Context, usize) callconv(.c) noreturn = @ptrCast(&restoreNaked);
+    const Restore = *const fn (*const Context, usize) callconv(.c) noreturn;
+    const restore: Restore = @ptrCast(&restoreNaked);
     restore(context, value);
 }
 
@@ -124,7 +125,8 @@ pub fn threadPointer() usize {
 /// process, such as mtcp_restart) the first free one, which is the one glibc took.
 pub fn setThreadPointer(value: usize) void {
     const selector = segmentGs();
-    var descriptor = tlsDescriptor(value, if (selector == 0) std.math.maxInt(u32) else selector >> 3);
+    const entry: u32 = if (selector == 0) std.math.maxInt(u32) else selector >> 3;
+    var descriptor = tlsDescriptor(value, entry);
     const rc = linux.syscall1(.set_thread_area, @intFromPtr(&descriptor));
     assert(linux.E.init(rc) == .SUCCESS);
     assert(descriptor.entry_number != std.math.maxInt(u32));

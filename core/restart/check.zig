@@ -86,7 +86,9 @@ const sa_restorer: u64 = 0x0400_0000;
 fn noteAction(body: []const u8) void {
     const action = std.mem.bytesToValue(image.SignalAction, body[0..@sizeOf(image.SignalAction)]);
     // SIG_DFL (0) and SIG_IGN (1) never return through a trampoline.
-    if (action.handler > 1 and action.flags & sa_restorer == 0) state.handler_without_restorer = true;
+    if (action.handler > 1 and action.flags & sa_restorer == 0) {
+        state.handler_without_restorer = true;
+    }
 }
 
 fn collectRegion(body: []const u8) void {

@@ -90,7 +90,8 @@ fn onSystemPage(region: image.Region) bool {
             index += 1;
             continue;
         }
-        _ = linux.munmap(@ptrFromInt(@as(usize, @intCast(kept.start))), @intCast(kept.end - kept.start));
+        const kept_start: usize = @intCast(kept.start);
+        _ = linux.munmap(@ptrFromInt(kept_start), @intCast(kept.end - kept.start));
         if (state.handler_without_restorer) warnAt("a signal handler without SA_RESTORER may " ++
             "not return: the system's signal trampoline page gave way to memory at ", kept.start);
         state.kept[index] = state.kept[state.kept_count - 1];
@@ -101,8 +102,8 @@ fn onSystemPage(region: image.Region) bool {
 
 fn warnAt(comptime what: []const u8, address: u64) void {
     var buffer: [256]u8 = undefined;
-    const text = std.fmt.bufPrint(&buffer, "mtcp_restart: warning: " ++ what ++ "0x{x}\n", .{address}) catch
-        return;
+    const format = "mtcp_restart: warning: " ++ what ++ "0x{x}\n";
+    const text = std.fmt.bufPrint(&buffer, format, .{address}) catch return;
     _ = linux.write(2, text.ptr, text.len);
 }
 

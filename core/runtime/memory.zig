@@ -56,7 +56,8 @@ pub fn reserve() void {
     }, -1, 0);
     if (linux.E.init(rc) != .SUCCESS) return;
     scratch = @ptrFromInt(rc);
-    const probe_rc = linux.mmap(null, 3 * std.heap.pageSize(), linux.PROT.READ | linux.PROT.WRITE, .{
+    const readable = linux.PROT.READ | linux.PROT.WRITE;
+    const probe_rc = linux.mmap(null, 3 * std.heap.pageSize(), readable, .{
         .TYPE = .PRIVATE,
         .ANONYMOUS = true,
     }, -1, 0);
@@ -148,7 +149,8 @@ fn openPagemap(page_size: usize) i32 {
     const fd: i32 = @intCast(rc);
     @as(*volatile u8, @ptrFromInt(base + page_size)).* = 1;
     var entries: [3]u64 = undefined;
-    const read = linux.pread(fd, std.mem.sliceAsBytes(&entries).ptr, 24, @intCast(base / page_size * 8));
+    const offset: i64 = @intCast(base / page_size * 8);
+    const read = linux.pread(fd, std.mem.sliceAsBytes(&entries).ptr, 24, offset);
     const here = present_bit | swapped_bit;
     const agrees = linux.E.init(read) == .SUCCESS and read == 24 and entries[0] & here == 0 and
         entries[1] & present_bit != 0 and entries[2] & here == 0;
@@ -231,10 +233,12 @@ fn saveMapping(
         const entries = readPagemap(pagemap_fd, how.mode, mapping.start / page_size + page, chunk);
         for (0..chunk) |index| {
             const page_address = address(how.source + (page + index) * page_size);
+            const file_offset = mapping.offset + (page + index) * page_size;
+            const entry: u64 = if (entries) |list| list[index] else present_bit;
             const keep = if (original.fd >= 0)
-                original.changed(mapping.offset + (page + index) * page_size, page_address, page_size)
+                original.changed(file_offset, page_address, page_size)
             else
-                stored(how.mode, if (entries) |list| list[index] else present_bit, page_address, page_size);
+                stored(how.mode, entry, page_address, page_size);
             if (!keep) continue;
             try addPage(context, &part, page + index, page_address);
         }

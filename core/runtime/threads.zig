@@ -237,7 +237,8 @@ pub fn recreate() void {
         const flags = linux.CLONE.VM | linux.CLONE.FS | linux.CLONE.FILES | linux.CLONE.SIGHAND |
             linux.CLONE.THREAD | linux.CLONE.SYSVSEM | linux.CLONE.SETTLS |
             linux.CLONE.PARENT_SETTID | linux.CLONE.CHILD_CLEARTID;
-        const tid_field: ?*i32 = if (tid_offset) |offset| tidField(slot.thread_pointer, offset) else null;
+        const tid_field: ?*i32 =
+            if (tid_offset) |offset| tidField(slot.thread_pointer, offset) else null;
         const stack = stackBelow(arch.stackPointer(&slot.context));
         var storage: arch.TlsStorage = undefined;
         const tls = arch.cloneTls(slot.thread_pointer, &storage);

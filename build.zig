@@ -41,6 +41,10 @@ pub fn build(b: *std.Build) void {
     const only = b.option([]const u8, "arch", "Build only this architecture");
 
     const test_step = b.step("test", "Run the Zig unit tests on the host");
+    const targets_step = b.step(
+        "test-targets",
+        "Run the Zig unit tests built for i386, aarch64 and armv7 (ARM through qemu-user)",
+    );
     const manifest_step = b.step("format-manifest", "Print the wire and image layouts as JSON");
 
     for (platforms) |platform| {
@@ -51,6 +55,8 @@ pub fn build(b: *std.Build) void {
         addRuntime(b, platform, gnu, optimize, modules);
         addRestart(b, platform, bare, optimize);
         addTestPrograms(b, platform, gnu, resolve(b, platform.musl, platform.cpu));
+        const foreign = gnu.result.cpu.arch != b.graph.host.result.cpu.arch;
+        if (foreign) addTargetTests(b, targets_step, gnu);
     }
 
     const host = b.graph.host;
@@ -72,6 +78,26 @@ pub fn build(b: *std.Build) void {
         }),
     });
     manifest_step.dependOn(&b.addRunArtifact(manifest).step);
+}
+
+/// The unit tests of the format, arch and runtime modules built for another architecture and
+/// run by the kernel: natively for i386, through qemu-user (binfmt_misc) for ARM. The
+/// runtime's tests run against that architecture's real glibc, which checks its constants.
+fn addTargetTests(b: *std.Build, step: *std.Build.Step, target: std.Build.ResolvedTarget) void {
+    const modules = addModules(b, target, .Debug);
+    const roots = [_]*std.Build.Module{
+        modules.format,
+        modules.arch,
+        runtimeModule(b, target, .Debug, modules),
+    };
+    for (roots, [_][]const u8{ "format", "arch", "runtime" }) |module, name| {
+        const unit = b.addTest(.{ .root_module = module });
+        const arch_name = @tagName(target.result.cpu.arch);
+        const run = std.Build.Step.Run.create(b, b.fmt("run {s} {s} tests", .{ arch_name, name }));
+        run.addArtifactArg(unit);
+        run.expectExitCode(0);
+        step.dependOn(&run.step);
+    }
 }
 
 fn resolve(b: *std.Build, triple: []const u8, cpu: []const u8) std.Build.ResolvedTarget {

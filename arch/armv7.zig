@@ -1,65 +1,168 @@
-//! armv7: the facts and machine-level operations the runtime and restart program need.
-//! Checkpointing is not implemented here yet: the interface compiles so that the runtime and
-//! mtcp_restart build, and every operation stops with a clear message if reached.
+//! armv7 (hard-float EABI, ARM state): the facts and machine-level operations the runtime and
+//! restart program need. Context switching follows AAPCS: a saved context is the callee-saved
+//! registers r4-r11, the stack pointer, the link register (where `saveContext` returns to,
+//! with the Thumb bit if the caller is Thumb code), the VFP registers d8-d15 and FPSCR.
+//!
+//! TLS is TLS variant 1: TPIDRURO (CP15 c13, read-only to user code) points at glibc's thread
+//! control block, which follows `struct pthread`; only the kernel sets it (`set_tls`).
 const std = @import("std");
+const linux = std.os.linux;
+const assert = std.debug.assert;
 
 pub const name = "armv7";
 pub const elf_machine: std.elf.EM = .ARM;
 pub const pointer_size = 4;
-pub const supported = false;
-/// `tid` in glibc's `struct pthread` for this architecture (26 pointers in, as DMTCP uses).
-pub const glibc_tid_offset: usize = 26 * pointer_size;
+/// Checkpoint and restart work on this architecture.
+pub const supported = true;
+/// `tid` in glibc's `struct pthread` relative to the thread pointer: `tid` is 26 words into
+/// `struct pthread`, which ends at the thread pointer; `struct pthread` is 1280 bytes in
+/// glibc 2.36 (Debian 12), 1216 in older releases; the runtime searches below the thread
+/// pointer when this guess misses.
+pub const glibc_tid_offset: isize = 26 * pointer_size - 1280;
+pub const glibc_tid_search_start: isize = -1536;
+/// R_ARM_RELATIVE (REL: the addend is in place).
 pub const relocation_relative: u32 = 23;
+/// mtcp_restart moves itself to a hole at or above this address: the low 256 MiB are where
+/// non-PIE programs and their heaps live.
+pub const restart_hole_floor: u64 = 0x1000_0000;
+/// Anonymous regions this large are mapped NORESERVE at restart (DMTCP's 32-bit threshold).
+pub const noreserve_size_min: u64 = 10 << 20;
 
 pub const Context = extern struct {
-    registers: [16]u64 = [_]u64{0} ** 16,
+    /// r4-r11.
+    registers: [8]u32 = [_]u32{0} ** 8,
+    sp: u32 = 0,
+    lr: u32 = 0,
+    /// d8-d15.
+    vector: [8]u64 = [_]u64{0} ** 8,
+    fpscr: u32 = 0,
+    reserved: u32 = 0,
 };
 
-const unsupported = "not yet supported on armv7";
-
-pub inline fn saveContext(context: *Context) usize {
-    _ = context;
-    @panic(unsupported);
+comptime {
+    assert(@offsetOf(Context, "sp") == 32);
+    assert(@offsetOf(Context, "vector") == 40);
+    assert(@offsetOf(Context, "fpscr") == 104);
 }
 
+/// setjmp: returns 0 now, and `value` (never 0) each time `restoreContext` resumes it.
+pub inline fn saveContext(context: *Context) usize {
+    const save: *const fn (*Context) callconv(.c) usize = @ptrCast(&saveNaked);
+    return save(context);
+}
+
+fn saveNaked() callconv(.naked) void {
+    asm volatile (
+        \\ stm r0, {r4-r11}
+        \\ str sp, [r0, #32]
+        \\ str lr, [r0, #36]
+        \\ add r1, r0, #40
+        \\ vstmia r1, {d8-d15}
+        \\ vmrs r2, fpscr
+        \\ str r2, [r0, #104]
+        \\ mov r0, #0
+        \\ bx lr
+    );
+}
+
+/// longjmp: continues the `saveContext` call that filled `context`, which returns `value`.
 pub inline fn restoreContext(context: *const Context, value: usize) noreturn {
-    _ = context;
-    _ = value;
-    @panic(unsupported);
+    assert(value != 0);
+    assert(context.sp != 0 and context.lr != 0);
+    const Restore = *const fn (*const Context, usize) callconv(.c) noreturn;
+    const restore: Restore = @ptrCast(&restoreNaked);
+    restore(context, value);
+}
+
+fn restoreNaked() callconv(.naked) noreturn {
+    asm volatile (
+        \\ ldm r0, {r4-r11}
+        \\ ldr r2, [r0, #32]
+        \\ mov sp, r2
+        \\ ldr lr, [r0, #36]
+        \\ add r2, r0, #40
+        \\ vldmia r2, {d8-d15}
+        \\ ldr r2, [r0, #104]
+        \\ vmsr fpscr, r2
+        \\ mov r0, r1
+        \\ bx lr
+    );
 }
 
 pub fn stackPointer(context: *const Context) usize {
-    return @intCast(context.registers[0]);
+    return context.sp;
 }
 
 pub fn instructionPointer(context: *const Context) usize {
-    return @intCast(context.registers[1]);
+    return context.lr;
 }
 
+/// The calling thread's thread pointer (TPIDRURO).
 pub fn threadPointer() usize {
-    @panic(unsupported);
+    return asm volatile ("mrc p15, 0, %[value], c13, c0, 3"
+        : [value] "=r" (-> usize),
+    );
 }
 
 pub fn setThreadPointer(value: usize) void {
-    _ = value;
-    @panic(unsupported);
+    const rc = linux.syscall1(.set_tls, value);
+    assert(linux.E.init(rc) == .SUCCESS);
+    assert(threadPointer() == value);
 }
 
+/// clone's CLONE_SETTLS argument is the thread pointer itself here.
+pub const TlsStorage = void;
+
+pub fn cloneTls(thread_pointer: usize, storage: *TlsStorage) usize {
+    _ = storage;
+    assert(thread_pointer != 0);
+    return thread_pointer;
+}
+
+/// Calls `entry(arg)` on a new stack whose top is `stack_top`; never returns.
 pub inline fn jumpOnStack(
     stack_top: usize,
     entry: *const fn (usize) callconv(.c) noreturn,
     arg: usize,
 ) noreturn {
-    _ = stack_top;
-    _ = entry;
-    _ = arg;
-    @panic(unsupported);
+    assert(stack_top % 16 == 0);
+    const jump: *const fn (usize, usize, usize) callconv(.c) noreturn = @ptrCast(&jumpNaked);
+    jump(stack_top, @intFromPtr(entry), arg);
 }
 
+fn jumpNaked() callconv(.naked) noreturn {
+    asm volatile (
+        \\ mov sp, r0
+        \\ mov r0, r2
+        \\ mov r11, #0
+        \\ mov lr, #0
+        \\ blx r1
+        \\ udf #0
+    );
+}
+
+/// Code written as data must reach the instruction cache before it runs: the kernel's
+/// cacheflush call (ARM-private system call) cleans and invalidates the range.
 pub fn flushInstructionCache(start: usize, size: usize) void {
-    _ = start;
-    _ = size;
-    @panic(unsupported);
+    assert(size > 0);
+    const rc = linux.syscall3(.cacheflush, start, start + size, 0);
+    assert(linux.E.init(rc) == .SUCCESS);
+}
+
+test "armv7: a saved context resumes with the given value" {
+    if (comptime @import("builtin").cpu.arch != .arm) return error.SkipZigTest;
+    const State = struct {
+        var context: Context = .{};
+        var resumed: u32 = 0;
+    };
+    const value = saveContext(&State.context);
+    if (value == 0) {
+        try std.testing.expect(State.context.sp != 0);
+        restoreContext(&State.context, 7);
+    }
+    State.resumed += 1;
+    try std.testing.expectEqual(@as(usize, 7), value);
+    try std.testing.expectEqual(@as(u32, 1), State.resumed);
 }
 
 /// Bytes `writeJump` writes: a load of pc and the 4-byte target (plus a Thumb alignment nop).

@@ -21,14 +21,19 @@ comptime {
         std.debug.assert(arch.name.len > 0);
         std.debug.assert(arch.elf_machine != .NONE);
         std.debug.assert(arch.pointer_size == 4 or arch.pointer_size == 8);
-        std.debug.assert(arch.glibc_tid_offset % 4 == 0);
+        std.debug.assert(@TypeOf(arch.glibc_tid_offset) == isize);
+        std.debug.assert(@mod(arch.glibc_tid_offset, 4) == 0);
+        std.debug.assert(@mod(arch.glibc_tid_search_start, 4) == 0);
         std.debug.assert(arch.relocation_relative != 0);
+        std.debug.assert(arch.restart_hole_floor % (1 << 21) == 0);
+        std.debug.assert(arch.noreserve_size_min >= 1 << 20);
         std.debug.assert(@TypeOf(arch.supported) == bool);
-        // Registers and context, TLS, stack switch, cache flush.
+        // Registers and context, TLS (and how clone takes it), stack switch, cache flush.
         for (.{
-            "Context",               "saveContext",   "restoreContext",   "stackPointer",
-            "instructionPointer",    "threadPointer", "setThreadPointer", "jumpOnStack",
-            "flushInstructionCache", "writeJump",     "jump_size",
+            "Context",            "saveContext",   "restoreContext",        "stackPointer",
+            "instructionPointer", "threadPointer", "setThreadPointer",      "TlsStorage",
+            "cloneTls",           "jumpOnStack",   "flushInstructionCache", "writeJump",
+            "jump_size",
         }) |declaration| {
             if (!@hasDecl(arch, declaration)) {
                 @compileError(arch.name ++ " lacks " ++ declaration);

@@ -11,11 +11,18 @@ pub const elf_machine: std.elf.EM = .X86_64;
 pub const pointer_size = 8;
 /// Checkpoint and restart work on this architecture.
 pub const supported = true;
-/// `tid` in glibc's `struct pthread` (x86_64, glibc 2.11 and later); the runtime also
-/// searches the thread control block and uses this only to confirm what it finds.
-pub const glibc_tid_offset: usize = 0x2d0;
+/// `tid` in glibc's `struct pthread` (x86_64, glibc 2.11 and later), relative to the thread
+/// pointer, which points at the start of `struct pthread` on x86; the runtime tries this
+/// first and otherwise searches from `glibc_tid_search_start`.
+pub const glibc_tid_offset: isize = 0x2d0;
+pub const glibc_tid_search_start: isize = 0;
 /// R_X86_64_RELATIVE: the only relocation a static-pie needs at run time.
 pub const relocation_relative: u32 = 8;
+/// mtcp_restart moves itself to a hole at or above this address: the low 4 GiB are where
+/// non-PIE programs, their heaps and 32-bit-pointer allocations live.
+pub const restart_hole_floor: u64 = 1 << 32;
+/// Anonymous regions this large are mapped NORESERVE at restart (huge reservations, as DMTCP).
+pub const noreserve_size_min: u64 = 1 << 30;
 
 pub const Context = extern struct {
     rbx: u64 = 0,
@@ -108,6 +115,15 @@ pub fn threadPointer() usize {
 pub fn setThreadPointer(value: usize) void {
     const rc = linux.syscall2(.arch_prctl, arch_set_fs, value);
     assert(linux.E.init(rc) == .SUCCESS);
+}
+
+/// clone's CLONE_SETTLS argument is the thread pointer itself here.
+pub const TlsStorage = void;
+
+pub fn cloneTls(thread_pointer: usize, storage: *TlsStorage) usize {
+    _ = storage;
+    assert(thread_pointer != 0);
+    return thread_pointer;
 }
 
 /// Calls `entry(arg)` on a new stack whose top is `stack_top`; never returns.
@@ -219,6 +235,7 @@ pub fn flushInstructionCache(start: usize, size: usize) void {
 }
 
 test "x86_64: a saved context resumes with the given value" {
+    if (comptime @import("builtin").cpu.arch != .x86_64) return error.SkipZigTest;
     const State = struct {
         var context: Context = .{};
         var resumed: u32 = 0;

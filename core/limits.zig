@@ -39,6 +39,8 @@ pub const maps_size_max = 8 * 1024 * 1024;
 pub const region_runs_max = 1024;
 /// Pages whose /proc/self/pagemap entries are read at once (8 bytes each: 512 KiB).
 pub const pagemap_pages_max = 64 * 1024;
+/// Largest page size we support: arm64 kernels are built with 4, 16 or 64 KiB pages.
+pub const page_size_max = 64 * 1024;
 /// iovecs per writev: the kernel's IOV_MAX.
 pub const iovecs_max = 1024;
 /// mtcp_restart's buffer for reading and checking the image (one read per chunk).

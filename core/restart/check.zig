@@ -57,6 +57,7 @@ fn checkRecords() void {
             fail("corrupt image: memory checksum mismatch");
         }
         if (record.tag == @intFromEnum(image.RecordTag.region)) collectRegion(body, record.data_size);
+        if (record.tag == @intFromEnum(image.RecordTag.signal_action)) noteAction(body);
         image.foldRecord(&records, &record);
         offset = image.nextOffset(offset, &record, state.header.page_size);
     }
@@ -75,6 +76,19 @@ fn hashData(offset: u64, size: u64) u64 {
         done += chunk;
     }
     return hasher.final();
+}
+
+/// SA_RESTORER: the same value on every architecture we ship.
+const sa_restorer: u64 = 0x0400_0000;
+
+/// A handler without its own return trampoline returns through the system's (the vDSO's,
+/// [sigpage], or qemu-user's page), which regions.zig may have to give to the program.
+fn noteAction(body: []const u8) void {
+    const action = std.mem.bytesToValue(image.SignalAction, body[0..@sizeOf(image.SignalAction)]);
+    // SIG_DFL (0) and SIG_IGN (1) never return through a trampoline.
+    if (action.handler > 1 and action.flags & sa_restorer == 0) {
+        state.handler_without_restorer = true;
+    }
 }
 
 fn collectRegion(body: []const u8, data_size: u64) void {

@@ -93,7 +93,7 @@ fn unmapOldSelf() void {
     const hole_end = state.hole_start + state.hole_size;
     for (state.own[0..state.own_count]) |interval| {
         if (interval.start >= state.hole_start and interval.end <= hole_end) continue;
-        if (isSpecial(interval)) continue;
+        if (isSpecial(interval) or isKept(interval)) continue;
         _ = linux.munmap(@ptrFromInt(@as(usize, @intCast(interval.start))), @intCast(interval.end - interval.start));
     }
 }
@@ -116,6 +116,11 @@ fn variable(comptime prefix: []const u8) ?[]const u8 {
         if (std.mem.startsWith(u8, text, prefix)) return text[prefix.len..];
     }
     return null;
+}
+
+fn isKept(interval: state.Interval) bool {
+    for (state.kept[0..state.kept_count]) |kept| if (kept.start == interval.start) return true;
+    return false;
 }
 
 /// Copies our DMTCP_* variables into static memory (the stack they live on goes away).

@@ -15,8 +15,7 @@ const special = @import("special.zig");
 const tree = @import("tree.zig");
 const fail = @import("fail.zig").fail;
 
-/// Anonymous regions this large are mapped NORESERVE (huge reservations, as DMTCP does).
-const noreserve_size_min: u64 = if (@sizeOf(usize) == 8) 1 << 30 else 10 << 20;
+const arch = @import("arch").current;
 
 pub fn mapAll() void {
     var offset: u64 = image.header_size;
@@ -42,6 +41,7 @@ fn mapOne(body: []align(8) const u8, data_offset: u64, data_checksum: u64) void 
         .vdso => if (!state.vdso_trampolines) return, // Moved by special.zig.
         else => {},
     }
+    if (onSystemPage(region)) return;
     const flags: image.RegionFlags = @bitCast(region.flags);
     const start: usize = @intCast(region.start);
     const size: usize = @intCast(region.end - region.start);
@@ -57,7 +57,7 @@ fn mapOne(body: []align(8) const u8, data_offset: u64, data_checksum: u64) void 
             .ANONYMOUS = true,
             .FIXED_NOREPLACE = true,
             .GROWSDOWN = backing == .stack,
-            .NORESERVE = size >= noreserve_size_min,
+            .NORESERVE = size >= arch.noreserve_size_min,
             // Mostly stored: one populate beats a page fault per page during the reads.
             .POPULATE = region.page_count * state.page_size * 2 >= size,
         }, -1, 0);
@@ -71,6 +71,11 @@ fn mapOne(body: []align(8) const u8, data_offset: u64, data_checksum: u64) void 
         const pages = @as([*]u8, @ptrFromInt(run_start))[0..run_size];
         check.readAt(pages, data);
         if (state.data_verified) hasher.update(pages);
+        // Code written as data (a JIT's, a patched library's) must reach the instruction
+        // cache before it runs on ARM; a no-op on x86.
+        if (region.protection & image.protection_execute != 0) {
+            arch.flushInstructionCache(run_start, run_size);
+        }
         data += run_size;
     }
     // Verified before exec by `dmtcp restart`: a mismatch now means the file changed since.
@@ -94,6 +99,39 @@ fn mapShared(region: image.Region, fd: i32, protection: usize) void {
     }, fd, @intCast(region.file_offset));
     const ok = linux.E.init(mapped) == .SUCCESS and mapped == start;
     if (!ok) failAt("cannot map shared memory at ", start);
+}
+
+/// True for a region that is exactly one of the pages the kernel or emulator keeps in every
+/// process (state.kept): the checkpointed process's copy of the same page, which is left as
+/// this system made it. A page of the system that lies where the program has other memory
+/// gives way: qemu-user puts its signal trampoline page just below mtcp_restart's stack, in
+/// the middle of where a 32-bit ARM program's libraries were. Only handlers installed without
+/// SA_RESTORER return through it (glibc sets SA_RESTORER on armv7, not on aarch64), so the
+/// user is told when the image has one.
+fn onSystemPage(region: image.Region) bool {
+    var index: usize = 0;
+    while (index < state.kept_count) {
+        const kept = state.kept[index];
+        if (kept.start == region.start and kept.end == region.end) return true;
+        if (!kept.overlaps(region.start, region.end)) {
+            index += 1;
+            continue;
+        }
+        const kept_start: usize = @intCast(kept.start);
+        _ = linux.munmap(@ptrFromInt(kept_start), @intCast(kept.end - kept.start));
+        if (state.handler_without_restorer) warnAt("a signal handler without SA_RESTORER may " ++
+            "not return: the system's signal trampoline page gave way to memory at ", kept.start);
+        state.kept[index] = state.kept[state.kept_count - 1];
+        state.kept_count -= 1;
+    }
+    return false;
+}
+
+fn warnAt(comptime what: []const u8, address: u64) void {
+    var buffer: [256]u8 = undefined;
+    const format = "mtcp_restart: warning: " ++ what ++ "0x{x}\n";
+    const text = std.fmt.bufPrint(&buffer, format, .{address}) catch return;
+    _ = linux.write(2, text.ptr, text.len);
 }
 
 fn mapFile(region: image.Region, path: []const u8, protection: usize) void {

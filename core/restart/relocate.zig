@@ -11,11 +11,10 @@ const assert = std.debug.assert;
 const arch = @import("arch").current;
 const limits = @import("limits");
 const maps = @import("format").maps;
+const image = @import("format").image;
 const state = @import("state.zig");
 const fail = @import("fail.zig").fail;
 
-/// Below this we never put the hole: low addresses are where non-PIE programs live.
-const hole_floor: u64 = 1 << 32;
 const guard_size = 64 * 1024;
 
 const Segments = struct {
@@ -49,7 +48,22 @@ pub fn readOwnMappings() void {
         if (state.own_count == state.own.len) fail("too many mappings in mtcp_restart");
         state.own[state.own_count] = interval;
         state.own_count += 1;
+        if (!isSystemPage(mapping)) continue;
+        if (state.kept_count == state.kept.len) fail("too many system pages in mtcp_restart");
+        state.kept[state.kept_count] = interval;
+        state.kept_count += 1;
     }
+}
+
+/// Pages the kernel or an emulator gives every process and keeps using, which we must not
+/// unmap: ARM's [vectors] and [sigpage], and, under qemu-user, its signal trampoline (and for
+/// 32-bit ARM its commpage), which the program sees as unnamed executable memory. A real
+/// kernel never gives mtcp_restart unnamed executable memory: its code is a file.
+fn isSystemPage(mapping: maps.Mapping) bool {
+    if (std.mem.eql(u8, mapping.path, "[vectors]")) return true;
+    if (std.mem.eql(u8, mapping.path, "[sigpage]")) return true;
+    if (std.mem.eql(u8, mapping.path, "[uprobes]")) return true;
+    return mapping.path.len == 0 and mapping.protection & image.protection_execute != 0;
 }
 
 fn segments() Segments {
@@ -78,24 +92,28 @@ fn specialSize() usize {
     return total;
 }
 
-/// The lowest address above `hole_floor` where `size` bytes overlap nothing we know of.
-fn findHole(size: u64) u64 {
-    var candidate: u64 = hole_floor;
+/// The lowest address above the architecture's floor where `size` bytes overlap nothing we
+/// know of, below our own highest mapping (the stack, at the top of the address space this
+/// process was given: this also keeps us inside qemu-user's guest address space).
+pub fn findHole(size: u64) u64 {
+    var candidate: u64 = arch.restart_hole_floor;
+    var top: u64 = 0;
+    for (state.own[0..state.own_count]) |interval| top = @max(top, interval.end);
     var rounds: usize = 0;
     // Each round moves past one interval, so there are at most as many rounds as intervals.
     while (rounds <= state.region_count + state.own_count) : (rounds += 1) {
         const end = candidate + size;
-        if (end > limits_task_size) break;
+        if (end > top) break;
         const blocker = firstOverlap(candidate, end) orelse return candidate;
         candidate = std.mem.alignForward(u64, blocker.end + guard_size, 1 << 21);
     }
     fail("no room in the address space for mtcp_restart");
 }
 
-/// Top of user space we aim below (47-bit on x86_64 and aarch64, 3 GiB on 32-bit).
-const limits_task_size: u64 = if (@sizeOf(usize) == 8) 0x7fff_0000_0000 else 0xc000_0000;
-
 fn firstOverlap(start: u64, end: u64) ?state.Interval {
+    // Once we moved, our own hole is taken too.
+    const hole: state.Interval = .{ .start = state.hole_start, .end = state.hole_start + state.hole_size };
+    if (state.hole_size > 0 and hole.overlaps(start, end)) return hole;
     for (state.regions[0..state.region_count]) |interval| {
         if (interval.overlaps(start, end)) return interval;
     }

@@ -17,6 +17,7 @@ const elf = std.elf;
 const assert = std.debug.assert;
 const arch = @import("arch").current;
 const state = @import("state.zig");
+const relocate = @import("relocate.zig");
 const fail = @import("fail.zig").fail;
 
 /// Decides between moving this kernel's mappings and trampolines; fails when neither works.
@@ -78,15 +79,30 @@ fn remap(from: usize, size: usize, to: usize) void {
     if (linux.E.init(rc) != .SUCCESS or rc != to) fail("cannot move the vDSO to its old address");
 }
 
-/// Trampolines: this kernel's mappings stay, so they must not be where the image's memory goes.
+/// Trampolines: this kernel's mappings stay this kernel's, but not where the image's memory
+/// goes (on 32 bits the kernel puts them at the same place every time). If they are in the
+/// way, they move together, keeping their distances (the vDSO finds [vvar] by distance), to a
+/// hole that no region of the image and nothing of ours overlaps.
 fn keepInPlace() void {
+    var low: u64 = std.math.maxInt(u64);
+    var high: u64 = 0;
+    var in_the_way = false;
     for (state.special_now) |maybe_now| {
         const now = maybe_now orelse continue;
+        low = @min(low, now.start);
+        high = @max(high, now.end);
         for (state.regions[0..state.region_count]) |region| {
-            if (region.overlaps(now.start, now.end)) {
-                fail("this kernel's vDSO lies where the image's memory goes");
-            }
+            if (region.overlaps(now.start, now.end)) in_the_way = true;
         }
+    }
+    if (!in_the_way) return;
+    const target = relocate.findHole(high - low);
+    for (&state.special_now) |*maybe_now| {
+        const now = maybe_now.* orelse continue;
+        const size: usize = @intCast(now.end - now.start);
+        const to = target + (now.start - low);
+        remap(@intCast(now.start), size, @intCast(to));
+        maybe_now.* = .{ .start = to, .end = to + size };
     }
 }
 

@@ -41,6 +41,13 @@ pub var special_now: [special_count]?Interval = .{ null, null, null };
 pub var own: [256]Interval = undefined;
 pub var own_count: usize = 0;
 
+/// Of those, the pages the kernel or an emulator keeps using (relocate.isSystemPage): never
+/// unmapped, and an image region exactly on one is the checkpointed process's copy of it.
+pub var kept: [8]Interval = undefined;
+pub var kept_count: usize = 0;
+/// The image has a signal handler that returns through the system's trampoline.
+pub var handler_without_restorer: bool = false;
+
 /// The hole mtcp_restart moved into: [hole_start, hole_start + hole_size).
 pub var hole_start: usize = 0;
 pub var hole_size: usize = 0;

@@ -103,9 +103,11 @@ fn reportTimings() void {
 
 /// Keep minimal: nothing may change in this frame between the save and the write, since
 /// the image holds this frame as the write found it and the registers as the save found them.
+/// The write is never a tail call: that would pop this frame (aarch64 does) and let the
+/// write's own frame overwrite the return address that the restarted thread returns through.
 noinline fn saveAndWrite() Outcome {
     if (arch.saveContext(&threads.checkpoint_context) != 0) return .restarted;
-    return writeImage();
+    return @call(.never_tail, writeImage, .{});
 }
 
 noinline fn writeImage() Outcome {

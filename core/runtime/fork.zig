@@ -11,6 +11,7 @@ const worker = @import("worker.zig");
 const pids = @import("pids.zig");
 const spares = @import("spares.zig");
 const threads = @import("threads.zig");
+const emulator = @import("emulator.zig");
 
 extern "c" fn pthread_atfork(
     prepare: ?*const fn () callconv(.c) void,
@@ -71,6 +72,7 @@ fn child() callconv(.c) void {
     spares.closeInChild();
     worker.state.pid = linux.getpid();
     pids.afterFork();
+    emulator.noteForeignThreads();
     const registration = child_registration;
     child_registration = null;
     const mask = saved_mask;

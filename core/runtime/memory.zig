@@ -39,6 +39,8 @@ const Scratch = struct {
     pagemap: [limits.pagemap_pages_max]u64,
     runs: [limits.region_runs_max]image.Run,
     vectors: [limits.region_runs_max]std.posix.iovec_const,
+    /// One page of a mapped file, to compare with memory when there is no pagemap.
+    file_page: [limits.page_size_max]u8 align(4096),
     /// The checkpoint thread's stack, copied before it is written.
     stack: [limits.thread_stack_size]u8 align(4096),
 };
@@ -54,7 +56,17 @@ pub fn reserve() void {
     }, -1, 0);
     if (linux.E.init(rc) != .SUCCESS) return;
     scratch = @ptrFromInt(rc);
+    const readable = linux.PROT.READ | linux.PROT.WRITE;
+    const probe_rc = linux.mmap(null, 3 * std.heap.pageSize(), readable, .{
+        .TYPE = .PRIVATE,
+        .ANONYMOUS = true,
+    }, -1, 0);
+    if (linux.E.init(probe_rc) == .SUCCESS) probe = probe_rc;
 }
+
+/// Three pages of our own whose middle one alone is ever written (see openPagemap). Too small
+/// for a transparent huge page; saved and restored like any memory (one page in the image).
+var probe: ?usize = null;
 
 const Mapping = maps.Mapping;
 const parseLine = maps.parseLine;
@@ -100,8 +112,7 @@ fn save(context: *kinds.SaveContext) kinds.SaveError!void {
     const base = scratch orelse return error.Unreadable;
     const maps_text = proc.readFile("/proc/self/maps", &base.maps) catch
         return error.Unreadable;
-    const pagemap_rc = linux.openat(linux.AT.FDCWD, "/proc/self/pagemap", .{ .CLOEXEC = true }, 0);
-    const pagemap_fd: i32 = if (linux.E.init(pagemap_rc) == .SUCCESS) @intCast(pagemap_rc) else -1;
+    const pagemap_fd = openPagemap(context.page_size);
     defer if (pagemap_fd >= 0) {
         _ = linux.close(pagemap_fd);
     };
@@ -126,6 +137,28 @@ fn save(context: *kinds.SaveContext) kinds.SaveError!void {
             piece.start = piece.end;
         }
     }
+}
+
+/// /proc/self/pagemap, if it describes this address space (else -1, and every page is read
+/// instead). Under qemu-user the file is the emulator's, indexed by host addresses, and the
+/// program's addresses are host addresses only with a zero guest base (qemu-aarch64 here;
+/// qemu-arm uses 0x1000). The probe tells: its middle page must read present, and the two
+/// untouched pages around it absent; a shifted view sees another pattern.
+fn openPagemap(page_size: usize) i32 {
+    const base = probe orelse return -1;
+    const rc = linux.openat(linux.AT.FDCWD, "/proc/self/pagemap", .{ .CLOEXEC = true }, 0);
+    if (linux.E.init(rc) != .SUCCESS) return -1;
+    const fd: i32 = @intCast(rc);
+    @as(*volatile u8, @ptrFromInt(base + page_size)).* = 1;
+    var entries: [3]u64 = undefined;
+    const offset: i64 = @intCast(base / page_size * 8);
+    const read = linux.pread(fd, std.mem.sliceAsBytes(&entries).ptr, 24, offset);
+    const here = present_bit | swapped_bit;
+    const agrees = linux.E.init(read) == .SUCCESS and read == 24 and entries[0] & here == 0 and
+        entries[1] & present_bit != 0 and entries[2] & here == 0;
+    if (agrees) return fd;
+    _ = linux.close(fd);
+    return -1;
 }
 
 /// The first boundary of one of `ours` strictly inside (start, end), else `end`.
@@ -194,20 +227,68 @@ fn saveMapping(
         _ = linux.mprotect(@ptrFromInt(address(mapping.start)), size(mapping), protectionBits(mapping.protection));
     };
     var part: Part = .{ .mapping = mapping, .how = how, .first_page = 0 };
+    var original = Original.open(mapping, how.mode, pagemap_fd);
+    defer original.close();
     var page: u64 = 0;
     while (page < page_total) {
         const chunk: usize = @intCast(@min(page_total - page, limits.pagemap_pages_max));
         const entries = readPagemap(pagemap_fd, how.mode, mapping.start / page_size + page, chunk);
         for (0..chunk) |index| {
             const page_address = address(how.source + (page + index) * page_size);
+            const file_offset = mapping.offset + (page + index) * page_size;
             const entry: u64 = if (entries) |list| list[index] else present_bit;
-            if (!stored(how.mode, entry, page_address, page_size)) continue;
+            const keep = if (original.fd >= 0)
+                original.changed(file_offset, page_address, page_size)
+            else
+                stored(how.mode, entry, page_address, page_size);
+            if (!keep) continue;
             try addPage(context, &part, page + index, page_address);
         }
         page += chunk;
     }
     try writePart(context, &part, page_total);
 }
+
+/// Without a pagemap (under qemu-arm), the file a private mapping maps, to find the pages the
+/// program changed by comparing each with the file. A page past the file's end is neither
+/// readable (SIGBUS) nor changeable, so it is skipped. Not opened when the pagemap works.
+const Original = struct {
+    fd: i32 = -1,
+    size: u64 = 0,
+
+    fn open(mapping: *const Mapping, mode: Mode, pagemap_fd: i32) Original {
+        if (mode != .changed or pagemap_fd >= 0) return .{};
+        var path: [limits.path_size_max + 1]u8 = undefined;
+        if (mapping.path.len >= path.len) return .{};
+        @memcpy(path[0..mapping.path.len], mapping.path);
+        path[mapping.path.len] = 0;
+        const rc = linux.openat(linux.AT.FDCWD, @ptrCast(&path), .{ .CLOEXEC = true }, 0);
+        if (linux.E.init(rc) != .SUCCESS) return .{};
+        const fd: i32 = @intCast(rc);
+        var stat: linux.Stat = undefined;
+        if (linux.E.init(linux.fstat(fd, &stat)) != .SUCCESS) {
+            _ = linux.close(fd);
+            return .{};
+        }
+        return .{ .fd = fd, .size = @intCast(stat.size) };
+    }
+
+    fn close(self: *Original) void {
+        if (self.fd >= 0) _ = linux.close(self.fd);
+        self.fd = -1;
+    }
+
+    fn changed(self: *const Original, offset: u64, page_address: usize, page_size: usize) bool {
+        assert(self.fd >= 0);
+        if (offset >= self.size) return false;
+        const buffer = scratch.?.file_page[0..page_size];
+        const want: usize = @intCast(@min(page_size, self.size - offset));
+        const rc = linux.pread(self.fd, buffer.ptr, want, @intCast(offset));
+        if (linux.E.init(rc) != .SUCCESS or rc != want) return true;
+        @memset(buffer[want..], 0);
+        return !std.mem.eql(u8, buffer, @as([*]const u8, @ptrFromInt(page_address))[0..page_size]);
+    }
+};
 
 const present_bit: u64 = 1 << 63;
 const swapped_bit: u64 = 1 << 62;

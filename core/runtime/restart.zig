@@ -23,6 +23,7 @@ const worker = @import("worker.zig");
 const threads = @import("threads.zig");
 const kinds = @import("kinds.zig");
 const spares = @import("spares.zig");
+const emulator = @import("emulator.zig");
 
 /// A copy: mtcp_restart's memory, where the original lives, is unmapped later.
 pub var info: image.RestartInfo = undefined;
@@ -40,6 +41,7 @@ pub fn entry(info_pointer: *const image.RestartInfo) callconv(.c) noreturn {
     if (info.version != image.restart_info_version) @panic("restart: mtcp_restart of another version");
     threads.fixMainTid();
     spares.forgetAfterRestart();
+    emulator.noteForeignThreads();
     worker.state.pid = linux.getpid();
     const envp: [*:null]?[*:0]u8 = @ptrFromInt(@as(usize, @intCast(info.envp)));
     var settings = environment.parse(envp);

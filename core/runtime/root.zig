@@ -7,6 +7,7 @@ const worker = @import("worker.zig");
 const fork = @import("fork.zig");
 const threads = @import("threads.zig");
 const memory = @import("memory.zig");
+const emulator = @import("emulator.zig");
 const arch = @import("arch").current;
 
 const InitFn = *const fn (c_int, [*]?[*:0]u8, [*:null]?[*:0]u8) callconv(.c) void;
@@ -25,6 +26,7 @@ fn init(argc: c_int, argv: [*]?[*:0]u8, envp: [*:null]?[*:0]u8) callconv(.c) voi
         // Before the checkpoint thread exists: a checkpoint may come at once.
         threads.install(settings.checkpoint_signal);
         memory.reserve();
+        emulator.noteForeignThreads();
     }
     worker.init(settings, if (argc > 0) argv[0] else null);
     fork.install();
@@ -47,6 +49,7 @@ test {
     _ = @import("thread_state.zig");
     _ = @import("interrupted_calls.zig");
     _ = memory;
+    _ = emulator;
     _ = @import("files.zig");
     _ = @import("process.zig");
     _ = @import("signals.zig");

@@ -115,6 +115,10 @@ test "thread_state: capture reads this thread's name and robust list" {
     var state: State = .{};
     capture(&state, arch.threadPointer());
     try std.testing.expect(state.name[0] != 0);
-    if (@import("builtin").link_libc) try std.testing.expect(state.robust_list_head != 0);
+    // qemu-user does not implement get_robust_list, so under it the head reads as none.
+    const emulated = @import("emulator.zig").emulated();
+    if (@import("builtin").link_libc and !emulated) {
+        try std.testing.expect(state.robust_list_head != 0);
+    }
     restore(&state);
 }

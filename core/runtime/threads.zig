@@ -34,6 +34,7 @@ const proc = @import("proc.zig");
 const thread_state = @import("thread_state.zig");
 const interrupted_calls = @import("interrupted_calls.zig");
 const pending_signals = @import("pending_signals.zig");
+const emulator = @import("emulator.zig");
 
 pub const kind: kinds.Kind = .{ .tag = .thread, .save = save, .restore = kinds.restoreNothing };
 
@@ -63,8 +64,8 @@ var release_generation: std.atomic.Value(u32) = .init(0);
 /// The checkpoint thread's own context, saved right before it writes the image.
 pub var checkpoint_context: arch.Context = .{};
 pub var checkpoint_tid: i32 = 0;
-/// Offset of glibc's cached thread id in the thread control block, if found.
-pub var tid_offset: ?usize = null;
+/// Offset of glibc's cached thread id from the thread pointer, if found.
+pub var tid_offset: ?isize = null;
 var signal_number: u8 = 0;
 
 /// The checkpoint signal; 0 before `install`.
@@ -90,18 +91,27 @@ pub fn install(signal: u8) void {
 
 /// glibc caches the thread id in `struct pthread`; a restarted thread has a new one, and
 /// raise(), abort() and mutex ownership read the cached value. Find it by value, preferring
-/// the known offset for this architecture.
-fn findTidOffset() ?usize {
+/// the known offset for this architecture, else searching the window the architecture says
+/// `struct pthread` lies in.
+fn findTidOffset() ?isize {
     const tcb = arch.threadPointer();
     if (tcb == 0) return null;
-    const tid: u32 = @intCast(linux.gettid());
-    const words: [*]const u32 = @ptrFromInt(tcb);
-    if (words[arch.glibc_tid_offset / 4] == tid) return arch.glibc_tid_offset;
-    var index: usize = 0;
-    while (index < 1024) : (index += 1) {
-        if (words[index] == tid) return index * 4;
+    const tid: i32 = linux.gettid();
+    if (tidField(tcb, arch.glibc_tid_offset).* == tid) return arch.glibc_tid_offset;
+    var index: isize = 0;
+    while (index < tid_search_size / 4) : (index += 1) {
+        const offset = arch.glibc_tid_search_start + index * 4;
+        if (tidField(tcb, offset).* == tid) return offset;
     }
     return null;
+}
+
+/// Bytes searched for glibc's cached thread id.
+const tid_search_size = 4096;
+
+fn tidField(thread_pointer: usize, offset: isize) *i32 {
+    assert(thread_pointer != 0);
+    return @ptrFromInt(thread_pointer +% @as(usize, @bitCast(offset)));
 }
 
 fn handler(signal: i32, info: *const linux.siginfo_t, ucontext: ?*anyopaque) callconv(.c) void {
@@ -142,7 +152,7 @@ fn fill(slot: *Slot) void {
     slot.role = if (slot.tid == linux.getpid()) .main else .other;
     slot.tid_cached = false;
     if (tid_offset) |offset| if (slot.thread_pointer != 0) {
-        const cached: *const i32 = @ptrFromInt(slot.thread_pointer + offset);
+        const cached: *const i32 = tidField(slot.thread_pointer, offset);
         slot.tid_cached = cached.* == slot.tid;
     };
     thread_state.capture(&slot.state, slot.thread_pointer);
@@ -200,7 +210,7 @@ fn signalNew() Error!usize {
     };
     var new: usize = 0;
     for (tids[0..count]) |tid| {
-        if (tid == checkpoint_tid) continue;
+        if (tid == checkpoint_tid or emulator.isForeign(tid)) continue;
         if (std.mem.indexOfScalar(i32, signaled[0..signaled_count], tid) != null) continue;
         if (signaled_count == signaled.len) return error.TooManyThreads;
         interrupted_calls.note(tid);
@@ -322,7 +332,7 @@ fn saveOne(
 pub fn fixMainTid() void {
     const main = mainSlot() orelse return;
     if (!main.tid_cached) return;
-    const field: *i32 = @ptrFromInt(main.thread_pointer + tid_offset.?);
+    const field = tidField(main.thread_pointer, tid_offset.?);
     field.* = linux.gettid();
     assert(field.* > 0);
 }
@@ -349,21 +359,24 @@ fn recreateOne(slot: *const Slot, index: usize) void {
     assert(index < slots.len);
     var flags: u32 = linux.CLONE.VM | linux.CLONE.FS | linux.CLONE.FILES |
         linux.CLONE.SIGHAND | linux.CLONE.THREAD | linux.CLONE.SYSVSEM | linux.CLONE.SETTLS;
-    var tid_field: usize = 0;
+    var tid_field: ?*i32 = null;
     if (slot.tid_cached) {
         flags |= linux.CLONE.PARENT_SETTID;
-        tid_field = slot.thread_pointer + tid_offset.?;
+        tid_field = tidField(slot.thread_pointer, tid_offset.?);
     }
     const clear_tid = slot.state.clear_tid_address;
     if (clear_tid != 0) flags |= linux.CLONE.CHILD_CLEARTID;
     const stack = stackBelow(arch.stackPointer(&slot.context));
+    // i386 passes the thread pointer as a descriptor for clone's TLS argument.
+    var storage: arch.TlsStorage = undefined;
+    const tls = arch.cloneTls(slot.thread_pointer, &storage);
     const rc = linux.clone(
         resumeThread,
         stack,
         flags,
         index,
-        @ptrFromInt(tid_field),
-        slot.thread_pointer,
+        tid_field,
+        tls,
         @ptrFromInt(clear_tid),
     );
     assert(linux.E.init(rc) == .SUCCESS);

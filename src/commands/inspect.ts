@@ -4,6 +4,8 @@ import { defineCommand } from "citty";
 import { UsageError } from "../errors";
 import type { ParsedArgv } from "../args";
 import { Backing, DescriptorKind, ThreadRole, TimerKind, readImage, type Image } from "../format/image";
+import { executableFor } from "../native/cache";
+import type { ArchName } from "../native/elf";
 
 export default defineCommand({
   meta: { name: "inspect", description: "Show what a checkpoint image holds" },
@@ -39,7 +41,8 @@ function headerLines(image: Image): string[] {
   return [
     `image: ${image.path}`,
     `  program ${h.programName}, ${h.archName} (${h.elfClass === 2 ? 64 : 32}-bit), ` +
-      `page size ${h.pageSize}`,
+      `page size ${h.pageSize}, restarts with ` +
+      (executableFor(h.archName as ArchName) ?? "no dmtcp executable"),
     `  worker ${h.workerId} of computation ${h.computationId.toString(16)}, ` +
       `generation ${h.generation}, ${h.peerCount} peer(s)`,
     `  written ${written} by pid ${h.realPid} on kernel ${h.kernelRelease}`,

@@ -8,7 +8,7 @@ import { ProgramError, UsageError } from "../errors";
 import type { ParsedArgv } from "../args";
 import * as options from "../options";
 import { findProgram, inspectProgram, type ProgramInfo } from "../native/elf";
-import { carriedArchs, nativeDirectory, runtimeLibrary } from "../native/cache";
+import { carriedArchs, executableFor, nativeDirectory, runtimeLibrary } from "../native/cache";
 import { execve, keepAcrossExec } from "../native/libc";
 import { coordinatorEnv, joinComputation, type Joined } from "../worker/join";
 
@@ -85,7 +85,8 @@ function checkProgram(command: string, env: options.Env): ProgramInfo {
     throw new ProgramError(
       `cannot checkpoint '${command}': it is a ${program.arch} program and this dmtcp carries ` +
         `${carriedArchs().join(" and ")}`,
-      `Use the dmtcp executable built for ${program.arch} hosts.`,
+      `Launch it with ${executableFor(program.arch)}, the dmtcp executable that carries ` +
+        `${program.arch}.`,
     );
   }
   return program;

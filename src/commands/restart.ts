@@ -9,7 +9,7 @@ import { ImageInvalid, ProgramError, UsageError } from "../errors";
 import type { ParsedArgv } from "../args";
 import * as options from "../options";
 import { readImage, type Image } from "../format/image";
-import { carriedArchs, nativeDirectory, restartProgram } from "../native/cache";
+import { carriedArchs, executableFor, nativeDirectory, restartProgram } from "../native/cache";
 import type { ArchName } from "../native/elf";
 import { execve, keepAcrossExec } from "../native/libc";
 import { coordinatorEnv, joinAgain, joinComputation } from "../worker/join";
@@ -87,7 +87,8 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
       throw new ImageInvalid(
         `${image.path}: an image of a ${image.header.archName} process; this dmtcp restores ` +
           `${carriedArchs().join(" and ")} images`,
-        `Restart it with the dmtcp executable for ${image.header.archName} hosts.`,
+        `Restart it with ${executableFor(image.header.archName as ArchName)}, the dmtcp ` +
+          `executable that carries ${image.header.archName}.`,
       );
     }
   }

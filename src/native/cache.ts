@@ -30,6 +30,19 @@ export function carriedArchs(): ArchName[] {
   return [...new Set(names)];
 }
 
+/// The executable that carries each architecture's natives, as scripts/build.ts makes them: a
+/// 64-bit host's executable also carries its 32-bit sibling.
+const EXECUTABLES: Record<ArchName, string> = {
+  x86_64: "dmtcp-linux-x64",
+  i386: "dmtcp-linux-x64",
+  aarch64: "dmtcp-linux-arm64",
+  armv7: "dmtcp-linux-arm64",
+};
+
+export function executableFor(arch: ArchName): string {
+  return EXECUTABLES[arch];
+}
+
 type Env = Record<string, string | undefined>;
 
 /// Where caches may go, most preferred first: XDG, home, then the temporary directory.

@@ -130,7 +130,7 @@ describe("the arm64 executable under qemu-user", () => {
     const port = await until(() => (existsSync(portFile) ? Bun.file(portFile).text() : ""), {
       timeoutMs: 30000, what: "the emulated coordinator",
     });
-    for (const arch of ["aarch64", "armv7"]) {
+    for (const arch of ["aarch64", "armv7"] as const) {
       const counter = sandbox.spawn([DMTCP_ARM64, "launch", "-p", port, program("counter", arch), "20"]);
       await until(() => sandbox.run(["command", "-p", port, "-l"]).stdout.includes(
         `counter[`), { timeoutMs: 30000, what: `the ${arch} program to register` });

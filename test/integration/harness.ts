@@ -12,8 +12,23 @@ export const DMTCP_ARM64 = join(ROOT, "dist", "dmtcp-linux-arm64");
 /// One cache for every test, as a user's home would have: extraction is tested on its own.
 export const SHARED_CACHE = join(tmpdir(), "dmtcp-test-cache");
 
-export function program(name: string, arch = "x86_64"): string {
+export type Arch = "x86_64" | "i386" | "aarch64" | "armv7";
+
+export function program(name: string, arch: Arch = "x86_64"): string {
   return join(ROOT, "zig-out", arch, "test", name);
+}
+
+/// The executable that carries `arch`: the x64 one for x86 programs, the arm64 one (which this
+/// x86_64 host runs under qemu-user through binfmt_misc) for ARM programs.
+export function dmtcpFor(arch: Arch): string {
+  return arch === "x86_64" || arch === "i386" ? DMTCP : DMTCP_ARM64;
+}
+
+/// Whether programs of `arch` run under qemu-user on this host.
+export function emulated(arch: Arch): boolean {
+  const host: Arch = process.arch === "arm64" ? "aarch64" : "x86_64";
+  const native: Arch[] = host === "x86_64" ? ["x86_64", "i386"] : ["aarch64", "armv7"];
+  return !native.includes(arch);
 }
 
 export async function until<T>(
@@ -88,12 +103,16 @@ export class Sandbox {
   }
 
   /// A private coordinator on a free port; resolves once it listens.
-  async coordinator(args: string[] = []): Promise<{ port: number; process: Running }> {
+  async coordinator(
+    args: string[] = [],
+    executable = DMTCP,
+    timeoutMs = 10000,
+  ): Promise<{ port: number; process: Running }> {
     const portFile = this.path(`port-${this.processes.length}`);
-    const running = this.spawn([DMTCP, "coordinator", "-p", "0", "--port-file", portFile, ...args]);
+    const running = this.spawn([executable, "coordinator", "-p", "0", "--port-file", portFile, ...args]);
     const port: number = await until(
       () => (existsSync(portFile) ? Number(readFileSync(portFile, "utf8")) : 0),
-      { what: "the coordinator's port file" },
+      { what: "the coordinator's port file", timeoutMs },
     );
     this.ports.push(port);
     return { port, process: running };

@@ -45,7 +45,7 @@ interface Timing {
 /// Checkpoint (blocking), kill every process, restart them all; resolves once every worker
 /// runs again.
 async function cycle(c: Computation, workers: number): Promise<{ restarted: Running } & Timing> {
-  await until(() => sandbox.status(Number(c.port)).peers === workers, { what: "every worker" });
+  await until(() => sandbox.status(Number(c.port)).peers === workers, { what: "every worker", timeoutMs: 60000 });
   const start = performance.now();
   const result = sandbox.run(["command", "-p", c.port, "--bcheckpoint"]);
   const checkpointMs = performance.now() - start;

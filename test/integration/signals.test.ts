@@ -109,3 +109,58 @@ describe("signals and timers across checkpoint and restart", () => {
     expect(inspect.stdout).toMatch(/ {2}posix +id 0 clock 1 signal 34 next in \d+ ns, every 30000000 ns/);
   });
 });
+
+/// "round R usr2 N" lines of test/programs/uses_sigusr2.c.
+function usr2Rounds(running: Running): { round: number; usr2: number }[] {
+  return running.lines().filter((line) => line.startsWith("round ")).map((line) => {
+    const [, round, , usr2] = line.split(" ");
+    return { round: Number(round), usr2: Number(usr2) };
+  });
+}
+
+const WARNING =
+  "dmtcp: uses_sigusr2 uses signal 12 (SIGUSR2), which dmtcp needs to checkpoint it; " +
+  "launch it with --ckpt-signal ";
+
+describe("a program that uses the checkpoint signal itself", () => {
+  test("is warned once, keeps its handler and mask, and checkpoints over two cycles", async () => {
+    const c = await computation();
+    let running = launch(c, [program("uses_sigusr2"), "30"]);
+    await until(() => usr2Rounds(running).length >= 2, { what: "uses_sigusr2 to start" });
+    expect(running.stderr.split(WARNING)).toHaveLength(2);
+    // Sent from outside while the program blocks it: held, as the kernel would hold it.
+    process.kill(running.pid, "SIGUSR2");
+    for (let round = 0; round < 2; round++) {
+      const before = usr2Rounds(running).at(-1)!;
+      running = await cycle(c, running, "uses_sigusr2", "ignore");
+      await until(() => usr2Rounds(running).length >= 3, { what: "the restarted program" });
+      expect(usr2Rounds(running)[0]!.round).toBeGreaterThan(before.round);
+      expect(running.stdout).not.toContain("BAD");
+      expect(running.stderr).not.toContain("dmtcp:");
+    }
+    expect(usr2Rounds(running).at(-1)!.usr2).toBe(1);
+  });
+
+  test("launched with --ckpt-signal 40 it is not warned, and restarts", async () => {
+    const c = await computation();
+    let running = launch(c, ["--ckpt-signal", "40", program("uses_sigusr2"), "30"]);
+    await until(() => usr2Rounds(running).length >= 2, { what: "uses_sigusr2 to start" });
+    const before = usr2Rounds(running).at(-1)!;
+    running = await cycle(c, running, "uses_sigusr2", "ignore");
+    await until(() => usr2Rounds(running).length >= 3, { what: "the restarted program" });
+    expect(usr2Rounds(running)[0]!.round).toBeGreaterThan(before.round);
+    expect(running.stdout).not.toContain("BAD");
+    await checkpoint(c);
+    expect(running.stderr).toBe("");
+  });
+
+  test("DMTCP_QUIET=2 silences the warning", async () => {
+    const c = await computation();
+    const argv = [DMTCP, "launch", "-p", c.port, "-c", c.ckptDir, program("uses_sigusr2"), "30"];
+    const running = sandbox.spawn(argv, { env: { DMTCP_QUIET: "2" } });
+    await until(() => usr2Rounds(running).length >= 2, { what: "uses_sigusr2 to start" });
+    await checkpoint(c);
+    expect(running.stdout).not.toContain("BAD");
+    expect(running.stderr).toBe("");
+  });
+});

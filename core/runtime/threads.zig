@@ -53,7 +53,13 @@ pub const Slot = struct {
     state: thread_state.State = .{},
 };
 
-pub const Error = error{ ListFailed, TooManyThreads, Timeout, SignalTaken };
+pub const Error = error{
+    ListFailed,
+    TooManyThreads,
+    Timeout,
+    SignalTaken,
+    ThreadBlocksCheckpointSignal,
+};
 
 var slots: [limits.threads_max]Slot = [_]Slot{.{}} ** limits.threads_max;
 /// Slots taken in the current checkpoint.
@@ -263,7 +269,35 @@ fn waitStopped() Error!void {
         futexWait(&stopped_count, seen, &timeout);
         waited_ms += poll_ms;
         if (waited_ms % 4 == 0) expected = @intCast(signaled_count - goneCount());
+        if (waited_ms == limits.suspend_blocked_polls_max and blockingThread() != null) {
+            return error.ThreadBlocksCheckpointSignal;
+        }
     }
+}
+
+/// A signalled thread, alive and not stopped, whose mask blocks the checkpoint signal.
+fn blockingThread() ?i32 {
+    const pid = linux.getpid();
+    for (signaled[0..signaled_count]) |tid| {
+        if (slotOf(tid) != null) continue;
+        if (linux.E.init(linux.tgkill(pid, tid, 0)) != .SUCCESS) continue;
+        if (blockedMask(tid) & (@as(u64, 1) << @intCast(signal_number - 1)) != 0) return tid;
+    }
+    return null;
+}
+
+/// SigBlk of /proc/self/task/<tid>/status; 0 when it cannot be read.
+fn blockedMask(tid: i32) u64 {
+    assert(tid > 0);
+    var path_buffer: [64]u8 = undefined;
+    const path = std.fmt.bufPrintZ(&path_buffer, "/proc/self/task/{d}/status", .{tid}) catch
+        unreachable;
+    var buffer: [4096]u8 = undefined;
+    const text = proc.readFile(path, &buffer) catch return 0;
+    const key = "\nSigBlk:\t";
+    const start = (std.mem.indexOf(u8, text, key) orelse return 0) + key.len;
+    const end = std.mem.indexOfScalarPos(u8, text, start, '\n') orelse return 0;
+    return std.fmt.parseInt(u64, text[start..end], 16) catch 0;
 }
 
 /// Signalled threads that no longer exist and never took a slot.
@@ -441,6 +475,14 @@ pub fn nameCheckpointThread() void {
 /// handler, so that none runs on mtcp_restart's stack any more.
 pub fn waitRestarted() Error!void {
     try waitCount(&restarted_count, @intCast(saved().len));
+}
+
+test "threads: a thread's blocked checkpoint signal is seen in its mask" {
+    const set: u64 = 1 << (linux.SIG.USR2 - 1);
+    var old: u64 = 0;
+    _ = linux.syscall4(.rt_sigprocmask, linux.SIG.BLOCK, @intFromPtr(&set), @intFromPtr(&old), 8);
+    defer _ = linux.syscall4(.rt_sigprocmask, linux.SIG.SETMASK, @intFromPtr(&old), 0, 8);
+    try std.testing.expect(blockedMask(linux.gettid()) & set != 0);
 }
 
 test "threads: the glibc thread id is found in the thread control block" {

@@ -164,3 +164,67 @@ describe("a program that uses the checkpoint signal itself", () => {
     expect(running.stderr).toBe("");
   });
 });
+
+interface CpuRound {
+  round: number;
+  virtual: number;
+  prof: number;
+  cpu: number;
+  thread: number;
+  expirations: number;
+  overrun: number;
+}
+
+/// "round R virtual V prof P cpu C thread T expirations E overrun O" of cpu_timers.c.
+function cpuRounds(running: Running): CpuRound[] {
+  return running.lines().filter((line) => line.startsWith("round ")).map((line) => {
+    const words = line.split(" ");
+    const value = (name: string) => Number(words[words.indexOf(name) + 1]);
+    return {
+      round: value("round"), virtual: value("virtual"), prof: value("prof"), cpu: value("cpu"),
+      thread: value("thread"), expirations: value("expirations"), overrun: value("overrun"),
+    };
+  });
+}
+
+describe("timers on CPU-time clocks, overruns and SIGEV_THREAD", () => {
+  test("virtual and profiling itimers, a CPU-time timer and overrun counts carry on", async () => {
+    const c = await computation();
+    let running = launch(c, [program("cpu_timers")]);
+    await until(() => cpuRounds(running).length >= 4, { what: "cpu_timers to make progress" });
+    await checkpoint(c);
+    const inspect = sandbox.run(["inspect", findImage(c.ckptDir, "cpu_timers")!]);
+    expect(inspect.stdout).toMatch(/itimer_virtual +next in \d+ ns, every 10000000 ns/);
+    expect(inspect.stdout).toMatch(/itimer_prof +next in \d+ ns, every 10000000 ns/);
+    expect(inspect.stdout).toMatch(/posix +id 0 clock -6 signal 35 .*every 20000000 ns/);
+    for (let round = 0; round < 2; round++) {
+      const before = cpuRounds(running).at(-1)!;
+      running = await cycle(c, running, "cpu_timers", "ignore");
+      await until(() => cpuRounds(running).length >= 6, { what: "the restarted cpu_timers" });
+      expect(running.stdout).not.toContain("BAD");
+      const after = cpuRounds(running);
+      for (const key of ["virtual", "prof", "cpu", "expirations"] as const) {
+        // Nothing counted is lost, and every timer still fires.
+        expect({ key, first: after[0]![key] >= before[key] }).toEqual({ key, first: true });
+        expect({ key, grew: after.at(-1)![key] > after[0]![key] }).toEqual({ key, grew: true });
+      }
+      // The blocked 5 ms timer's signal is taken every 50 ms: its overrun counts the rest.
+      expect(after.slice(1).some((line) => line.overrun > 0)).toBe(true);
+    }
+  });
+
+  test("a SIGEV_THREAD timer fails the checkpoint at once, saying why", async () => {
+    const c = await computation();
+    const running = launch(c, [program("cpu_timers"), "thread"]);
+    await until(() => cpuRounds(running).some((line) => line.thread > 0), { what: "the timer" });
+    await until(() => sandbox.status(Number(c.port)).running, { what: "the computation" });
+    const started = Date.now();
+    const result = sandbox.run(["command", "-p", c.port, "--bcheckpoint"]);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(result.code).not.toBe(0);
+    expect(result.stdout + result.stderr).toContain("ThreadBlocksCheckpointSignal");
+    const seen = cpuRounds(running).at(-1)!.thread;
+    await until(() => cpuRounds(running).at(-1)!.thread > seen, { what: "the program to go on" });
+    expect(running.stdout).not.toContain("BAD");
+  });
+});

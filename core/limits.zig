@@ -54,6 +54,11 @@ pub const restart_env_count_max = 64;
 /// How long the checkpoint thread waits for the program's threads to stop in the checkpoint
 /// signal's handler; a thread that blocks the signal never does, and the checkpoint fails.
 pub const suspend_timeout_ms = 10_000;
+/// A signalled thread that still blocks the checkpoint signal after this many polls (about a
+/// millisecond each) fails the checkpoint at once: it set its mask without our wrappers
+/// (glibc's SIGEV_THREAD timer helper, pthread_attr_setsigmask_np) and would never stop.
+/// Long enough for a thread that blocks every signal around a short critical section.
+pub const suspend_blocked_polls_max = 200;
 /// Pending signals recorded per checkpoint: each standard signal is pending at most once per
 /// thread and once for the process; real-time signals queue up to RLIMIT_SIGPENDING (often
 /// thousands): beyond this many they stay in the kernel's queue, delivered if the checkpoint
@@ -87,6 +92,7 @@ pub const shared_objects_max = 1024;
 pub const restart_fd_base_min = 100;
 
 comptime {
+    std.debug.assert(suspend_blocked_polls_max < suspend_timeout_ms);
     std.debug.assert(thread_stack_size % 4096 == 0);
     std.debug.assert(name_size_max < path_size_max);
     std.debug.assert(region_runs_max * 16 + path_size_max + 64 <= 64 * 1024);

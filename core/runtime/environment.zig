@@ -35,6 +35,8 @@ pub const Settings = struct {
     /// DMTCP_TIMINGS=1: one line on stderr per checkpoint and restart with how long each step
     /// took (for benchmarks; the program's stderr is not ours otherwise).
     timings: bool = false,
+    /// DMTCP_QUIET (0 to 2): at 2 the runtime's warnings are not printed.
+    quiet: u8 = 0,
 
     pub fn checkpointDir(self: *const Settings) []const u8 {
         return self.checkpoint_dir[0..self.checkpoint_dir_size];
@@ -65,6 +67,8 @@ pub fn parse(envp: [*:null]const ?[*:0]u8) Settings {
         } else if (value(text, "DMTCP_SIGCKPT")) |signal| {
             const number = std.fmt.parseInt(u8, signal, 10) catch settings.checkpoint_signal;
             if (number > 0 and number < 65) settings.checkpoint_signal = number;
+        } else if (value(text, "DMTCP_QUIET")) |quiet| {
+            settings.quiet = std.fmt.parseInt(u8, quiet, 10) catch settings.quiet;
         } else if (value(text, "DMTCP_TIMINGS")) |timings| {
             settings.timings = std.mem.eql(u8, timings, "1");
         } else if (value(text, "DMTCP_COORD_FD")) |fd_text| {

@@ -57,6 +57,7 @@ test {
     _ = @import("pipes.zig");
     _ = @import("pending_signals.zig");
     _ = @import("timers.zig");
+    _ = @import("signal_wrappers.zig");
     _ = @import("spares.zig");
 }
 

@@ -14,7 +14,7 @@ const kinds = @import("kinds.zig");
 pub const kind: kinds.Kind = .{ .tag = .signal_action, .save = save, .restore = restore };
 
 /// The kernel's `struct sigaction` for rt_sigaction on x86, arm and aarch64 (64 signals).
-const KernelAction = extern struct {
+pub const KernelAction = extern struct {
     handler: usize,
     flags: usize,
     restorer: usize,

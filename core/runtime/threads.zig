@@ -1,8 +1,10 @@
 //! Threads: suspension at checkpoint, re-creation at restart.
 //!
 //! The checkpoint thread sends the checkpoint signal (DMTCP_SIGCKPT, default SIGUSR2) with
-//! tgkill to every other thread of /proc/self/task, having first noted the system call each
-//! one is blocked in (interrupted_calls.zig). Our handler (installed with a raw
+//! rt_tgsigqueueinfo and a value of its own to every other thread of /proc/self/task, having
+//! first noted the system call each one is blocked in (interrupted_calls.zig); the same
+//! signal without that value is the program's, and goes where the program asked
+//! (signal_wrappers.zig). Our handler (installed with a raw
 //! rt_sigaction, SA_SIGINFO | SA_RESTART, every signal blocked while it runs) takes a slot of
 //! the fixed table, captures the thread's kernel state (thread_state.zig: alternate signal
 //! stack, clear-child-tid address, robust futex list, rseq, name), saves a setjmp-like
@@ -35,6 +37,7 @@ const thread_state = @import("thread_state.zig");
 const interrupted_calls = @import("interrupted_calls.zig");
 const pending_signals = @import("pending_signals.zig");
 const emulator = @import("emulator.zig");
+const signal_wrappers = @import("signal_wrappers.zig");
 
 pub const kind: kinds.Kind = .{ .tag = .thread, .save = save, .restore = kinds.restoreNothing };
 
@@ -51,7 +54,13 @@ pub const Slot = struct {
     state: thread_state.State = .{},
 };
 
-pub const Error = error{ ListFailed, TooManyThreads, Timeout, SignalTaken };
+pub const Error = error{
+    ListFailed,
+    TooManyThreads,
+    Timeout,
+    SignalTaken,
+    ThreadBlocksCheckpointSignal,
+};
 
 var slots: [limits.threads_max]Slot = [_]Slot{.{}} ** limits.threads_max;
 /// Slots taken in the current checkpoint.
@@ -67,6 +76,13 @@ pub var checkpoint_tid: i32 = 0;
 /// Offset of glibc's cached thread id from the thread pointer, if found.
 pub var tid_offset: ?isize = null;
 var signal_number: u8 = 0;
+/// Set while the checkpoint thread suspends the threads, until it releases them: a signal of
+/// ours that arrives outside (late, after a failed suspension) is ignored.
+var suspending: std.atomic.Value(bool) = .init(false);
+/// The value queued with our checkpoint signal: the same signal without it (raise, kill) is
+/// the program's, passed on to the action the program set (signal_wrappers.zig).
+const signal_cookie: usize = 0x646d7463; // "dmtc"
+const si_queue = -1;
 
 /// The checkpoint signal; 0 before `install`.
 pub fn checkpointSignal() u8 {
@@ -78,6 +94,7 @@ pub fn install(signal: u8) void {
     assert(signal > 0 and signal < 65);
     signal_number = signal;
     pending_signals.install(signal);
+    signal_wrappers.install(signal);
     tid_offset = findTidOffset();
     var action: linux.Sigaction = .{
         .handler = .{ .sigaction = handler },
@@ -115,8 +132,19 @@ fn tidField(thread_pointer: usize, offset: isize) *i32 {
 }
 
 fn handler(signal: i32, info: *const linux.siginfo_t, ucontext: ?*anyopaque) callconv(.c) void {
-    _ = info;
     assert(signal == signal_number);
+    if (!fromCheckpointThread(info)) return signal_wrappers.forward(signal, info, ucontext);
+    if (!suspending.load(.acquire)) return;
+    suspendSelf(ucontext);
+}
+
+fn fromCheckpointThread(info: *const linux.siginfo_t) bool {
+    if (info.code != si_queue) return false;
+    if (info.fields.common.first.piduid.pid != linux.getpid()) return false;
+    return @intFromPtr(info.fields.common.second.value.ptr) == signal_cookie;
+}
+
+fn suspendSelf(ucontext: ?*anyopaque) void {
     const generation = release_generation.load(.acquire);
     const index = slot_count.fetchAdd(1, .acq_rel);
     if (index >= slots.len) {
@@ -187,6 +215,7 @@ pub fn suspendAll() Error!u32 {
     if (!handlerInstalled()) return error.SignalTaken;
     slot_count.store(0, .release);
     stopped_count.store(0, .release);
+    suspending.store(true, .release);
     interrupted_calls.reset();
     signaled_count = 0;
     var rounds: usize = 0;
@@ -214,13 +243,27 @@ fn signalNew() Error!usize {
         if (std.mem.indexOfScalar(i32, signaled[0..signaled_count], tid) != null) continue;
         if (signaled_count == signaled.len) return error.TooManyThreads;
         interrupted_calls.note(tid);
-        if (linux.E.init(linux.tgkill(pid, tid, signal_number)) != .SUCCESS) continue;
+        if (send(pid, tid) != .SUCCESS) continue;
         signaled[signaled_count] = tid;
         signaled_count += 1;
         new += 1;
     }
     assert(signaled_count <= signaled.len);
     return new;
+}
+
+/// The checkpoint signal with our value, so that the handler tells it from the program's.
+fn send(pid: i32, tid: i32) linux.E {
+    var info = std.mem.zeroes(linux.siginfo_t);
+    info.signo = signal_number;
+    info.code = si_queue;
+    info.fields.common.first.piduid.pid = pid;
+    info.fields.common.first.piduid.uid = linux.getuid();
+    info.fields.common.second.value = .{ .ptr = @ptrFromInt(signal_cookie) };
+    const address = @intFromPtr(&info);
+    const signal: usize = signal_number;
+    const rc = linux.syscall4(.rt_tgsigqueueinfo, @intCast(pid), @intCast(tid), signal, address);
+    return linux.E.init(rc);
 }
 
 /// Waits until every signalled thread is in the handler or gone. A thread that ends first
@@ -236,7 +279,35 @@ fn waitStopped() Error!void {
         futexWait(&stopped_count, seen, &timeout);
         waited_ms += poll_ms;
         if (waited_ms % 4 == 0) expected = @intCast(signaled_count - goneCount());
+        if (waited_ms == limits.suspend_blocked_polls_max and blockingThread() != null) {
+            return error.ThreadBlocksCheckpointSignal;
+        }
     }
+}
+
+/// A signalled thread, alive and not stopped, whose mask blocks the checkpoint signal.
+fn blockingThread() ?i32 {
+    const pid = linux.getpid();
+    for (signaled[0..signaled_count]) |tid| {
+        if (slotOf(tid) != null) continue;
+        if (linux.E.init(linux.tgkill(pid, tid, 0)) != .SUCCESS) continue;
+        if (blockedMask(tid) & (@as(u64, 1) << @intCast(signal_number - 1)) != 0) return tid;
+    }
+    return null;
+}
+
+/// SigBlk of /proc/self/task/<tid>/status; 0 when it cannot be read.
+fn blockedMask(tid: i32) u64 {
+    assert(tid > 0);
+    var path_buffer: [64]u8 = undefined;
+    const path = std.fmt.bufPrintZ(&path_buffer, "/proc/self/task/{d}/status", .{tid}) catch
+        unreachable;
+    var buffer: [4096]u8 = undefined;
+    const text = proc.readFile(path, &buffer) catch return 0;
+    const key = "\nSigBlk:\t";
+    const start = (std.mem.indexOf(u8, text, key) orelse return 0) + key.len;
+    const end = std.mem.indexOfScalarPos(u8, text, start, '\n') orelse return 0;
+    return std.fmt.parseInt(u64, text[start..end], 16) catch 0;
 }
 
 /// Signalled threads that no longer exist and never took a slot.
@@ -285,6 +356,7 @@ fn waitCount(word: *std.atomic.Value(u32), expected: u32) Error!void {
 
 /// Lets every suspended (or restarted) thread return from the handler.
 pub fn releaseAll() void {
+    suspending.store(false, .release);
     _ = release_generation.fetchAdd(1, .acq_rel);
     wake(&release_generation);
 }
@@ -416,6 +488,14 @@ pub fn nameCheckpointThread() void {
 /// handler, so that none runs on mtcp_restart's stack any more.
 pub fn waitRestarted() Error!void {
     try waitCount(&restarted_count, @intCast(saved().len));
+}
+
+test "threads: a thread's blocked checkpoint signal is seen in its mask" {
+    const set: u64 = 1 << (linux.SIG.USR2 - 1);
+    var old: u64 = 0;
+    _ = linux.syscall4(.rt_sigprocmask, linux.SIG.BLOCK, @intFromPtr(&set), @intFromPtr(&old), 8);
+    defer _ = linux.syscall4(.rt_sigprocmask, linux.SIG.SETMASK, @intFromPtr(&old), 0, 8);
+    try std.testing.expect(blockedMask(linux.gettid()) & set != 0);
 }
 
 test "threads: the glibc thread id is found in the thread control block" {

@@ -15,6 +15,24 @@
 //! id from timer_create's output argument; before it, ids are handed out in increasing
 //! order from 0 in a new process, so timers are created (and the unwanted ones deleted)
 //! until each id is reached. CPU-time clocks naming the process or a thread are renamed.
+//!
+//! CPU-time timers (ITIMER_VIRTUAL, ITIMER_PROF, POSIX timers on CLOCK_PROCESS_CPUTIME_ID or
+//! a thread's clock) come back with the CPU time they had left; the clocks themselves start
+//! again near 0 in the restarted process. Overruns: the signal of a timer pending at the
+//! checkpoint is taken with its si_overrun (pending_signals.zig), which comes back with it;
+//! expirations while the program was not running are not counted (its timers were stopped);
+//! timer_getoverrun() answers for the re-created timer, 0 until its own next signal.
+//! (test/programs/cpu_timers.c, test/integration/signals.test.ts)
+//!
+//! SIGEV_THREAD timers do not survive, and say so: glibc makes the kernel timer
+//! SIGEV_THREAD_ID to a helper thread waiting for its signal 32, and starts that helper (and
+//! each thread that runs the function) with every signal blocked, set by a raw system call
+//! inside pthread_create where no wrapper of ours sees it. The helper never takes the
+//! checkpoint signal, so the checkpoint fails after limits.suspend_blocked_polls_max with
+//! ThreadBlocksCheckpointSignal, and the program goes on. Making them survive needs what
+//! DMTCP does: a timer_create wrapper that runs SIGEV_THREAD on a helper thread whose mask
+//! leaves the checkpoint signal open (glibc's own helper, and its `__timer_helper_tid`,
+//! then never exist).
 const std = @import("std");
 const linux = std.os.linux;
 const assert = std.debug.assert;

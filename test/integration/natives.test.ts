@@ -4,11 +4,12 @@ import { ROOT } from "./harness";
 
 const ARCHS = ["x86_64", "i386", "aarch64", "armv7"];
 /// What the runtime may take from libc: nothing that allocates or does stdio.
-/// The process-id wrappers (core/runtime/pids.zig): the only exports not named dmtcp_.
+/// The only exports not named dmtcp_: the process-id wrappers (core/runtime/pids.zig) and the
+/// signal wrappers that guard the checkpoint signal (core/runtime/signal_wrappers.zig).
 const WRAPPERS = [
   "getpid", "getppid", "gettid", "getpgid", "getpgrp", "getsid", "setsid", "setpgid", "setpgrp",
   "kill", "killpg", "tgkill", "wait4", "waitpid", "wait", "wait3", "waitid", "tcgetpgrp",
-  "tcsetpgrp",
+  "tcsetpgrp", "sigaction", "signal", "bsd_signal", "sigprocmask", "pthread_sigmask",
 ];
 const FORBIDDEN = /^(malloc|calloc|realloc|free|printf|fprintf|puts|fwrite|fopen|posix_memalign)$/;
 
@@ -21,7 +22,7 @@ function dynamicSymbols(path: string, which: "--defined-only" | "--undefined-onl
 
 describe("the native parts", () => {
   for (const arch of ARCHS) {
-    test(`${arch} libdmtcp.so exports only dmtcp_ symbols and the pid wrappers, and imports no allocator or stdio`, () => {
+    test(`${arch} libdmtcp.so exports only dmtcp_ symbols and the pid and signal wrappers, and imports no allocator or stdio`, () => {
       const library = join(ROOT, "zig-out", arch, "libdmtcp.so");
       const exported = dynamicSymbols(library, "--defined-only");
       expect(exported.length).toBeGreaterThan(0);

@@ -109,3 +109,122 @@ describe("signals and timers across checkpoint and restart", () => {
     expect(inspect.stdout).toMatch(/ {2}posix +id 0 clock 1 signal 34 next in \d+ ns, every 30000000 ns/);
   });
 });
+
+/// "round R usr2 N" lines of test/programs/uses_sigusr2.c.
+function usr2Rounds(running: Running): { round: number; usr2: number }[] {
+  return running.lines().filter((line) => line.startsWith("round ")).map((line) => {
+    const [, round, , usr2] = line.split(" ");
+    return { round: Number(round), usr2: Number(usr2) };
+  });
+}
+
+const WARNING =
+  "dmtcp: uses_sigusr2 uses signal 12 (SIGUSR2), which dmtcp needs to checkpoint it; " +
+  "launch it with --ckpt-signal ";
+
+describe("a program that uses the checkpoint signal itself", () => {
+  test("is warned once, keeps its handler and mask, and checkpoints over two cycles", async () => {
+    const c = await computation();
+    let running = launch(c, [program("uses_sigusr2"), "30"]);
+    await until(() => usr2Rounds(running).length >= 2, { what: "uses_sigusr2 to start" });
+    expect(running.stderr.split(WARNING)).toHaveLength(2);
+    // Sent from outside while the program blocks it: held, as the kernel would hold it.
+    process.kill(running.pid, "SIGUSR2");
+    for (let round = 0; round < 2; round++) {
+      const before = usr2Rounds(running).at(-1)!;
+      running = await cycle(c, running, "uses_sigusr2", "ignore");
+      await until(() => usr2Rounds(running).length >= 3, { what: "the restarted program" });
+      expect(usr2Rounds(running)[0]!.round).toBeGreaterThan(before.round);
+      expect(running.stdout).not.toContain("BAD");
+      expect(running.stderr).not.toContain("dmtcp:");
+    }
+    expect(usr2Rounds(running).at(-1)!.usr2).toBe(1);
+  });
+
+  test("launched with --ckpt-signal 40 it is not warned, and restarts", async () => {
+    const c = await computation();
+    let running = launch(c, ["--ckpt-signal", "40", program("uses_sigusr2"), "30"]);
+    await until(() => usr2Rounds(running).length >= 2, { what: "uses_sigusr2 to start" });
+    const before = usr2Rounds(running).at(-1)!;
+    running = await cycle(c, running, "uses_sigusr2", "ignore");
+    await until(() => usr2Rounds(running).length >= 3, { what: "the restarted program" });
+    expect(usr2Rounds(running)[0]!.round).toBeGreaterThan(before.round);
+    expect(running.stdout).not.toContain("BAD");
+    await checkpoint(c);
+    expect(running.stderr).toBe("");
+  });
+
+  test("DMTCP_QUIET=2 silences the warning", async () => {
+    const c = await computation();
+    const argv = [DMTCP, "launch", "-p", c.port, "-c", c.ckptDir, program("uses_sigusr2"), "30"];
+    const running = sandbox.spawn(argv, { env: { DMTCP_QUIET: "2" } });
+    await until(() => usr2Rounds(running).length >= 2, { what: "uses_sigusr2 to start" });
+    await checkpoint(c);
+    expect(running.stdout).not.toContain("BAD");
+    expect(running.stderr).toBe("");
+  });
+});
+
+interface CpuRound {
+  round: number;
+  virtual: number;
+  prof: number;
+  cpu: number;
+  thread: number;
+  expirations: number;
+  overrun: number;
+}
+
+/// "round R virtual V prof P cpu C thread T expirations E overrun O" of cpu_timers.c.
+function cpuRounds(running: Running): CpuRound[] {
+  return running.lines().filter((line) => line.startsWith("round ")).map((line) => {
+    const words = line.split(" ");
+    const value = (name: string) => Number(words[words.indexOf(name) + 1]);
+    return {
+      round: value("round"), virtual: value("virtual"), prof: value("prof"), cpu: value("cpu"),
+      thread: value("thread"), expirations: value("expirations"), overrun: value("overrun"),
+    };
+  });
+}
+
+describe("timers on CPU-time clocks, overruns and SIGEV_THREAD", () => {
+  test("virtual and profiling itimers, a CPU-time timer and overrun counts carry on", async () => {
+    const c = await computation();
+    let running = launch(c, [program("cpu_timers")]);
+    await until(() => cpuRounds(running).length >= 4, { what: "cpu_timers to make progress" });
+    await checkpoint(c);
+    const inspect = sandbox.run(["inspect", findImage(c.ckptDir, "cpu_timers")!]);
+    expect(inspect.stdout).toMatch(/itimer_virtual +next in \d+ ns, every 10000000 ns/);
+    expect(inspect.stdout).toMatch(/itimer_prof +next in \d+ ns, every 10000000 ns/);
+    expect(inspect.stdout).toMatch(/posix +id 0 clock -6 signal 35 .*every 20000000 ns/);
+    for (let round = 0; round < 2; round++) {
+      const before = cpuRounds(running).at(-1)!;
+      running = await cycle(c, running, "cpu_timers", "ignore");
+      await until(() => cpuRounds(running).length >= 6, { what: "the restarted cpu_timers" });
+      expect(running.stdout).not.toContain("BAD");
+      const after = cpuRounds(running);
+      for (const key of ["virtual", "prof", "cpu", "expirations"] as const) {
+        // Nothing counted is lost, and every timer still fires.
+        expect({ key, first: after[0]![key] >= before[key] }).toEqual({ key, first: true });
+        expect({ key, grew: after.at(-1)![key] > after[0]![key] }).toEqual({ key, grew: true });
+      }
+      // The blocked 5 ms timer's signal is taken every 50 ms: its overrun counts the rest.
+      expect(after.slice(1).some((line) => line.overrun > 0)).toBe(true);
+    }
+  });
+
+  test("a SIGEV_THREAD timer fails the checkpoint at once, saying why", async () => {
+    const c = await computation();
+    const running = launch(c, [program("cpu_timers"), "thread"]);
+    await until(() => cpuRounds(running).some((line) => line.thread > 0), { what: "the timer" });
+    await until(() => sandbox.status(Number(c.port)).running, { what: "the computation" });
+    const started = Date.now();
+    const result = sandbox.run(["command", "-p", c.port, "--bcheckpoint"]);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(result.code).not.toBe(0);
+    expect(result.stdout + result.stderr).toContain("ThreadBlocksCheckpointSignal");
+    const seen = cpuRounds(running).at(-1)!.thread;
+    await until(() => cpuRounds(running).at(-1)!.thread > seen, { what: "the program to go on" });
+    expect(running.stdout).not.toContain("BAD");
+  });
+});

@@ -6,6 +6,9 @@ import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { FileSink } from "bun";
 import { DMTCP, findImage, program, ROOT, Sandbox, until, type Running } from "./harness";
+import { requestCoordinator } from "../../src/coordinator/client";
+import { readToken } from "../../src/coordinator/token";
+import { Command, Status } from "../../src/format/protocol";
 
 let sandbox: Sandbox;
 beforeEach(() => (sandbox = new Sandbox()));
@@ -163,10 +166,17 @@ describe("multi-threaded checkpoint and restart", () => {
     let running = launch(c, [program("busy_threads"), "32"]);
     const alive = (r: Running) => r.lines().filter((line) => line.startsWith("alive")).length;
     await until(() => alive(running) >= 2, { what: "busy_threads to start" });
+    // From this process, not through 100 `dmtcp command` processes: each one would start
+    // the executable on CPUs the 32 spinning threads already fill.
+    const port = Number(c.port);
+    const token = readToken(sandbox.env, "localhost", port)!;
+    const request = (command: number) =>
+      requestCoordinator({ host: "localhost", port, token, command });
     for (let index = 0; index < 100; index++) {
       // A blocking checkpoint is answered once the images are in, before every thread runs.
-      await until(() => sandbox.status(Number(c.port)).running, { what: "the resume" });
-      blockingCheckpoint(c);
+      await until(async () => (await request(Command.status)).running, { what: "the resume" });
+      const reply = await request(Command.blocking_checkpoint);
+      expect({ index, status: reply.status }).toEqual({ index, status: Status.success });
     }
     const seen = alive(running);
     await until(() => alive(running) > seen, { what: "busy_threads to go on" });

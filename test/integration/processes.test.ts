@@ -265,6 +265,30 @@ describe("process trees", () => {
     expect(running.stderr).toBe("");
   });
 
+  test("children started by vfork, posix_spawn and system() restart with the parent", async () => {
+    const c = await computation();
+    let running = launch(c, [program("spawner"), "20"]);
+    const labels = ["parent", "vfork", "spawn", "system"];
+    const byLabel = (r: Running, label: string) => r.lines().filter((line) =>
+      line.endsWith(` ${label}`)).map((line) => Number(line.split(" ")[0]));
+    for (let round = 0; round < 2; round++) {
+      await until(() => labels.every((label) => byLabel(running, label).length >= 3));
+      const before = Object.fromEntries(labels.map((label) =>
+        [label, byLabel(running, label).at(-1)!]));
+      const { restarted } = await cycle(c, 4);
+      await until(() => labels.every((label) => byLabel(restarted, label).length >= 5),
+        { what: "every child to go on" });
+      for (const label of labels) {
+        const after = byLabel(restarted, label);
+        expect(after[0]!).toBeGreaterThan(before[label]!);
+        after.forEach((value, index) => expect(value).toBe(after[0]! + index));
+      }
+      expect(restarted.stdout).not.toContain("BAD");
+      expect(restarted.stderr).toBe("");
+      running = restarted;
+    }
+  });
+
   test("a tree of 50 processes restarts whole, twice", async () => {
     const c = await computation();
     let running = launch(c, [program("tree"), "50", "50"]);

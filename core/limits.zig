@@ -85,6 +85,22 @@ pub const pipes_max = 1024;
 /// Bytes buffered in one pipe: /proc/sys/fs/pipe-max-size's default, the most an
 /// unprivileged process can give a pipe.
 pub const pipe_size_max = 1024 * 1024;
+/// Distinct sockets one restart re-creates for the whole tree (each end of a pair counts).
+pub const sockets_max = 1024;
+/// Bytes queued for reading on one socket that a checkpoint stores: a Unix socket queues at
+/// most its peer's send buffer, which an unprivileged process can raise to twice
+/// net.core.wmem_max (425984 bytes by default). More fails the checkpoint.
+pub const socket_size_max = 1024 * 1024;
+/// Messages of one datagram or seqpacket socket walked at a checkpoint.
+pub const socket_messages_max = 4096;
+/// Open file descriptions of regular files shared between descriptors (across fork, or
+/// dup) that one restart opens once for all their holders.
+pub const descriptions_max = 1024;
+/// What mtcp_restart hands down to every process of the tree: pipes, sockets, descriptions.
+pub const inherited_max = pipes_max + sockets_max + descriptions_max;
+/// Processes of the family (the tree of workers a process belongs to) compared with kcmp
+/// when a checkpoint looks for descriptions shared across fork.
+pub const family_max = processes_max;
 /// Distinct shared memory objects (shared anonymous or deleted mappings) of one restart.
 pub const shared_objects_max = 1024;
 /// The lowest descriptor number mtcp_restart puts its own descriptors at, when the images
@@ -99,4 +115,5 @@ comptime {
     std.debug.assert(restart_read_size % (64 * 1024) == 0);
     std.debug.assert(restart_stack_size % 65536 == 0);
     std.debug.assert(restart_thread_stack_gap < thread_stack_size / 2);
+    std.debug.assert(socket_size_max <= pipe_size_max);
 }

@@ -100,6 +100,12 @@ pub const RecordTag = enum(u16) {
     process_tree = 10,
     /// One descriptor on a pipe or FIFO, with the bytes buffered in it as data.
     pipe = 11,
+    /// One descriptor on a socket: its inode, its peer's, and the bytes queued for reading
+    /// as data. (Tags 12 and up: sockets.zig, descriptions.zig.)
+    socket = 12,
+    /// A regular file's open file description shared with another descriptor (another
+    /// process's, after fork, or a dup): restart opens it once for all of them.
+    file_description = 13,
 };
 
 pub const RecordHeader = extern struct {
@@ -256,6 +262,8 @@ pub const DescriptorKind = enum(u16) {
     unsupported = 5,
     /// A pipe or FIFO: restored from its `pipe` record, not from this one.
     pipe = 6,
+    /// A socket: restored from its `socket` record, not from this one.
+    socket = 7,
 };
 
 /// Ids as the program sees them: the kernel's ids of the first run, kept across restarts.
@@ -299,6 +307,71 @@ pub const Pipe = extern struct {
     reserved1: u32 = 0,
     // Followed by path_size bytes of path (no NUL).
 };
+
+pub const SocketState = enum(u16) {
+    /// Connected to a peer (UNIX_DIAG_PEER names it), or left by a peer that closed.
+    connected = 1,
+    /// Listening (SO_ACCEPTCONN) on the path it is bound to.
+    listening = 2,
+    /// Neither: unconnected, or not a Unix socket.
+    other = 3,
+};
+
+/// AF_UNIX, the one domain whose sockets restart re-creates.
+pub const socket_domain_unix: u16 = 1;
+
+pub const Socket = extern struct {
+    fd: i32,
+    /// SO_DOMAIN (AF_UNIX = 1); other domains are recorded only to be left alone.
+    domain: u16,
+    /// SO_TYPE: SOCK_STREAM 1, SOCK_DGRAM 2, SOCK_SEQPACKET 5.
+    type: u16,
+    /// fcntl(F_GETFL).
+    open_flags: u32,
+    /// fcntl(F_GETFD): FD_CLOEXEC.
+    fd_flags: u32,
+    /// st_ino of this socket, the same in every process that holds it.
+    inode: u64,
+    /// The peer's st_ino (sock_diag UNIX_DIAG_PEER); 0 when it has none.
+    peer_inode: u64,
+    /// SocketState.
+    state: u16,
+    reserved: u16 = 0,
+    /// A listening socket's backlog (UNIX_DIAG_RQLEN's wqueue); 0 otherwise.
+    backlog: u32,
+    /// Bytes of data: the bytes queued for reading (SOCK_STREAM), or each queued message as
+    /// a u32 little-endian length then its bytes (SOCK_DGRAM, SOCK_SEQPACKET).
+    byte_count: u32,
+    /// Messages in the data (SOCK_DGRAM, SOCK_SEQPACKET); 0 for SOCK_STREAM.
+    message_count: u32,
+    /// A listening socket's bound path; 0 otherwise.
+    path_size: u32,
+    reserved1: u32 = 0,
+    // Followed by path_size bytes of path (no NUL).
+};
+
+/// An open file description of a regular file that `fd` shares with another descriptor of the
+/// computation. Its owner is the holder with the lowest (pid at the checkpoint, fd): every
+/// holder names the same one, and restart opens the file once, for all of them.
+pub const FileDescription = extern struct {
+    fd: i32,
+    owner_pid: u32,
+    owner_fd: i32,
+    /// fcntl(F_GETFL).
+    open_flags: u32,
+    /// The shared offset.
+    offset: u64,
+    path_size: u32,
+    reserved: u32 = 0,
+    // Followed by path_size bytes of path (no NUL).
+};
+
+/// The key under which a shared file description is handed down (InheritedPipe.inode): the
+/// top bit keeps it apart from pipe and socket inodes.
+pub fn descriptionKey(owner_pid: u32, owner_fd: i32) u64 {
+    assert(owner_fd >= 0);
+    return (1 << 63) | (@as(u64, owner_pid) << 32) | @as(u32, @bitCast(owner_fd));
+}
 
 /// A pipe mtcp_restart created for the whole tree before forking it, found by inode: each
 /// process takes its own ends from here (RestartInfo.pipes) and closes the rest.
@@ -368,6 +441,8 @@ comptime {
     assert(@sizeOf(InheritedPipe) == 16);
     assert(@sizeOf(PendingSignal) == 136);
     assert(@sizeOf(Timer) == 48);
+    assert(@sizeOf(Socket) == 56);
+    assert(@sizeOf(FileDescription) == 32);
 }
 
 pub fn hash(bytes: []const u8) u64 {
@@ -474,6 +549,21 @@ pub fn checkBody(record: *const RecordHeader, body: []const u8) BodyError!void {
             if (body.len != @sizeOf(Pipe) + pipe.path_size) return error.BadBody;
             if (record.data_size != alignForward(pipe.byte_count, 8)) return error.BadBody;
             _ = std.meta.intToEnum(PipeEnd, pipe.end) catch return error.BadBody;
+        },
+        .socket => {
+            if (body.len < @sizeOf(Socket)) return error.BadBody;
+            const socket = std.mem.bytesToValue(Socket, body[0..@sizeOf(Socket)]);
+            if (body.len != @sizeOf(Socket) + socket.path_size) return error.BadBody;
+            if (record.data_size != alignForward(socket.byte_count, 8)) return error.BadBody;
+            _ = std.meta.intToEnum(SocketState, socket.state) catch return error.BadBody;
+        },
+        .file_description => {
+            if (body.len < @sizeOf(FileDescription)) return error.BadBody;
+            const size = @sizeOf(FileDescription);
+            const description = std.mem.bytesToValue(FileDescription, body[0..size]);
+            if (body.len != size + description.path_size) return error.BadBody;
+            if (description.fd < 0 or description.owner_fd < 0) return error.BadBody;
+            if (record.data_size != 0) return error.BadBody;
         },
         .pending_signal => if (body.len != @sizeOf(PendingSignal)) return error.BadBody,
         .timer => {

@@ -42,7 +42,7 @@ fn writeImage(out: *std.Io.Writer) !void {
     const structs = .{
         "Header",      "RecordHeader", "Process",      "Region",        "Run",
         "Thread",      "Descriptor",   "SignalAction", "PendingSignal", "Timer",
-        "ProcessTree", "Zombie",       "Pipe",
+        "ProcessTree", "Zombie",       "Pipe",         "Socket",        "FileDescription",
     };
     inline for (structs, 0..) |name, index| {
         if (index > 0) try out.writeAll(",");
@@ -52,7 +52,10 @@ fn writeImage(out: *std.Io.Writer) !void {
         try out.writeAll("}");
     }
     try out.writeAll("}");
-    const enums = .{ "RecordTag", "Backing", "ThreadRole", "DescriptorKind", "PipeEnd", "TimerKind" };
+    const enums = .{
+        "RecordTag", "Backing",   "ThreadRole",  "DescriptorKind",
+        "PipeEnd",   "TimerKind", "SocketState",
+    };
     inline for (enums) |name| {
         try out.print(",\"{s}\":", .{name});
         try writeEnum(out, @field(image, name));

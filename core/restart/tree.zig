@@ -5,8 +5,10 @@
 //!  1. moves its descriptors above every number the images use, so that no restored
 //!     descriptor ever lands on one of ours;
 //!  2. creates what the processes share: one real pipe per pipe whose two ends the images
-//!     hold (refilled with its buffered bytes), one memfd per shared memory object, and the
-//!     pid map each process writes its new kernel pid to;
+//!     hold (refilled with its buffered bytes, as is a FIFO), one socketpair per pair of
+//!     Unix sockets and one listening socket per listening one (sockets.zig), one open file
+//!     description per description several descriptors shared (descriptions.zig), one memfd
+//!     per shared memory object, and the pid map each process writes its new kernel pid to;
 //!  3. forks the tree, parents before children, each child in its session and group
 //!     (setsid, setpgid on both sides of the fork, as shells do), then each process its
 //!     unreaped children, which exit at once with their recorded status; other roots are
@@ -20,6 +22,8 @@ const limits = @import("limits");
 const image = @import("format").image;
 const state = @import("state.zig");
 const fail = @import("fail.zig").fail;
+const sockets = @import("sockets.zig");
+const descriptions = @import("descriptions.zig");
 
 pub const Target = struct {
     path: [*:0]const u8,
@@ -58,8 +62,9 @@ var zombies: [limits.processes_max]Zombie = undefined;
 var zombie_count: usize = 0;
 var fd_max: i32 = 2;
 
-/// This process's own pipe ends, handed to the runtime (RestartInfo.pipes).
-pub var inherited: [limits.pipes_max]image.InheritedPipe = undefined;
+/// This process's own pipe ends, sockets and descriptions, handed to the runtime
+/// (RestartInfo.pipes).
+pub var inherited: [limits.inherited_max]image.InheritedPipe = undefined;
 pub var inherited_count: usize = 0;
 pub var pid_map_fd: i32 = -1;
 pub var pid_map_count: u32 = 0;
@@ -125,7 +130,7 @@ fn readPlan(index: usize) void {
 
 fn wanted(tag: u16) bool {
     return switch (std.meta.intToEnum(image.RecordTag, tag) catch return false) {
-        .process_tree, .pipe, .descriptor, .region => true,
+        .process_tree, .pipe, .descriptor, .region, .socket, .file_description => true,
         else => false,
     };
 }
@@ -155,6 +160,8 @@ fn planRecord(index: usize, tag: u16, body: []align(8) const u8, data_offset: u6
             fd_max = @max(fd_max, descriptor.fd);
         },
         .region => planRegion(body),
+        .socket => sockets.plan(index, body, data_offset),
+        .file_description => descriptions.plan(index, body),
         else => unreachable,
     }
 }
@@ -243,8 +250,10 @@ pub fn closeSharedObjects() void {
 fn createShared() void {
     for (pipes[0..pipe_count]) |*plan| {
         if (plan.read_fd >= 0) {
+            // A FIFO, open for reading and writing: refilled through that one descriptor.
             plan.read_fd = lift(plan.read_fd);
             plan.write_fd = plan.read_fd;
+            if (plan.byte_count > 0) refill(plan);
             continue;
         }
         if (!plan.seen_read or !plan.seen_write) continue;
@@ -255,6 +264,8 @@ fn createShared() void {
         plan.write_fd = lift(ends[1]);
         if (plan.byte_count > 0) refill(plan);
     }
+    sockets.create();
+    descriptions.create();
     for (objects[0..object_count]) |*object| {
         const rc = linux.memfd_create("dmtcp-shared", 0);
         if (linux.E.init(rc) != .SUCCESS) fail("cannot create shared memory (memfd_create)");
@@ -274,10 +285,8 @@ fn createShared() void {
 fn refill(plan: *const PipePlan) void {
     assert(plan.byte_count <= limits.pipe_size_max);
     assert(plan.byte_count <= state.read_buffer.len);
-    const fd = openImage(targets[plan.data_target].path);
-    defer _ = linux.close(fd);
     const bytes = state.read_buffer[0..plan.byte_count];
-    readAt(fd, bytes, plan.data_offset);
+    readImageAt(plan.data_target, bytes, plan.data_offset);
     var done: usize = 0;
     while (done < bytes.len) {
         const rc = linux.write(plan.write_fd, bytes[done..].ptr, bytes.len - done);
@@ -446,13 +455,31 @@ fn keepOwn(current: usize) void {
             if (plan.write_fd != plan.read_fd) _ = linux.close(plan.write_fd);
             continue;
         }
-        inherited[inherited_count] = .{
-            .inode = plan.inode,
-            .read_fd = plan.read_fd,
-            .write_fd = plan.write_fd,
-        };
-        inherited_count += 1;
+        handDown(plan.inode, plan.read_fd, plan.write_fd);
     }
+    sockets.keepOwn(current);
+    descriptions.keepOwn(current);
+}
+
+/// Lists one thing this process inherited for the runtime, under `key`.
+pub fn handDown(key: u64, read_fd: i32, write_fd: i32) void {
+    if (inherited_count == inherited.len) fail("too many pipes, sockets and files to hand down");
+    assert(read_fd >= fd_base);
+    inherited[inherited_count] = .{ .inode = key, .read_fd = read_fd, .write_fd = write_fd };
+    inherited_count += 1;
+}
+
+/// A descriptor number an image uses: ours go above all of them.
+pub fn noteFd(fd: i32) void {
+    fd_max = @max(fd_max, fd);
+}
+
+/// Reads `buffer.len` bytes at `offset` of image `target`.
+pub fn readImageAt(target: usize, buffer: []u8, offset: u64) void {
+    assert(target < target_count);
+    const fd = openImage(targets[target].path);
+    defer _ = linux.close(fd);
+    readAt(fd, buffer, offset);
 }
 
 fn uses_pipe(target: usize, pipe: usize) bool {
@@ -463,7 +490,7 @@ fn uses_pipe(target: usize, pipe: usize) bool {
 }
 
 /// Moves `fd` to the lowest free number at or above `fd_base`.
-fn lift(fd: i32) i32 {
+pub fn lift(fd: i32) i32 {
     if (fd < 0 or fd >= fd_base) return fd;
     const rc = linux.fcntl(fd, linux.F.DUPFD, @intCast(fd_base));
     if (linux.E.init(rc) != .SUCCESS) fail("too many descriptors for the restart (ulimit -n)");

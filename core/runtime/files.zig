@@ -3,8 +3,10 @@
 //! are opened again by path with their flags (never creating or truncating) and moved to
 //! their number, at their offset; 0, 1 and 2 on a terminal, pipe or socket keep what the
 //! restarting process has, so a restarted program writes where its restarter does.
-//! Not yet: pipes and sockets beyond 0-2, eventfd, epoll, memfd (recorded as unsupported and
-//! left closed), file contents (a file changed since the checkpoint is not detected).
+//! Pipes and sockets have their own kinds (pipes.zig, sockets.zig), and so do descriptions
+//! shared between descriptors (descriptions.zig).
+//! Not yet: eventfd, epoll, memfd (recorded as unsupported and left closed), file contents
+//! (a file changed since the checkpoint is not detected).
 const std = @import("std");
 const linux = std.os.linux;
 const assert = std.debug.assert;
@@ -60,6 +62,7 @@ fn classify(fd: i32, stat: *const linux.Stat, path: []const u8) image.Descriptor
     if (linux.S.ISDIR(stat.mode) and !deleted) return .directory;
     if (linux.S.ISCHR(stat.mode) and std.mem.eql(u8, path, "/dev/null")) return .dev_null;
     if (linux.S.ISFIFO(stat.mode)) return .pipe; // pipes.zig.
+    if (linux.S.ISSOCK(stat.mode)) return .socket; // sockets.zig.
     if (fd <= 2) return .inherit;
     return .unsupported;
 }
@@ -71,7 +74,7 @@ fn restore(context: *kinds.RestoreContext, record: kinds.Record) kinds.RestoreEr
     const fd = descriptor.fd;
     if (fd < 0) return error.BadRecord;
     switch (@as(image.DescriptorKind, @enumFromInt(descriptor.kind))) {
-        .inherit, .unsupported, .pipe => return,
+        .inherit, .unsupported, .pipe, .socket => return,
         .regular, .directory, .dev_null => {},
     }
     moveAside(context.image_fd, fd);

@@ -70,8 +70,9 @@ pub const Kind = struct {
 /// resume hook needs the re-created threads' ids), then descriptors, and memory last, as it
 /// is by far the largest and mtcp_restart reads every other record before it maps anything.
 /// Process ids come right after the process record (mtcp_restart forks the tree from them);
-/// pipes after descriptors, so that a pipe's number, freed by a descriptor restored before,
-/// is taken last.
+/// pipes, sockets and shared descriptions after descriptors, so that a number a descriptor
+/// restored before took for itself is replaced last (a shared description replaces the file
+/// that `files` opened on its own).
 pub const list = [_]Kind{
     @import("process.zig").kind,
     @import("pids.zig").kind,
@@ -81,6 +82,8 @@ pub const list = [_]Kind{
     @import("timers.zig").kind,
     @import("files.zig").kind,
     @import("pipes.zig").kind,
+    @import("sockets.zig").kind,
+    @import("descriptions.zig").kind,
     @import("memory.zig").kind,
 };
 

@@ -10,8 +10,9 @@
 //! inherited copies once every process has taken its own. A pipe seen with one end only leads
 //! outside the computation: on 0, 1 and 2 the restarting process's own descriptor is kept (as
 //! for a terminal), elsewhere another descriptor of this process on the same pipe is shared,
-//! else a new pipe stands in. A FIFO is opened again by its path.
-//! Not yet: the bytes of a FIFO (its readers outside the restart see them gone).
+//! else a new pipe stands in. A FIFO is opened again by its path; its bytes are stored like
+//! a pipe's, and mtcp_restart, which holds it open for reading and writing until every
+//! process has opened its own, writes them back.
 const std = @import("std");
 const linux = std.os.linux;
 const assert = std.debug.assert;
@@ -19,6 +20,7 @@ const limits = @import("limits");
 const image = @import("format").image;
 const kinds = @import("kinds.zig");
 const proc = @import("proc.zig");
+const inherited = @import("inherited.zig");
 
 pub const kind: kinds.Kind = .{
     .tag = .pipe,
@@ -29,7 +31,6 @@ pub const kind: kinds.Kind = .{
 
 const f_setpipe_sz = 1031;
 const f_getpipe_sz = 1032;
-const f_dupfd_cloexec = 1030;
 const splice_f_nonblock = 2;
 const o_cloexec: u32 = @bitCast(linux.O{ .CLOEXEC = true });
 /// Flags fcntl(F_SETFL) can change on a pipe.
@@ -43,9 +44,6 @@ const o_settable: u32 = @bitCast(linux.O{
 var fds: [limits.fds_max]i32 = undefined;
 var path_buffer: [limits.path_size_max + 1]u8 = undefined;
 
-/// Inherited from mtcp_restart, kept until `on_resume` closes them.
-var inherited: [limits.pipes_max]image.InheritedPipe = undefined;
-var inherited_count: usize = 0;
 /// Pipes restored so far in this process, for a second descriptor on a pipe that leads out.
 var restored: [limits.fds_max]struct { inode: u64, fd: i32 } = undefined;
 var restored_count: usize = 0;
@@ -92,7 +90,7 @@ fn saveOne(context: *kinds.SaveContext, fd: i32, buffer: []u8) kinds.SaveError!v
         .byte_count = 0,
         .path_size = if (named) @intCast(@min(link.len, limits.path_size_max)) else 0,
     };
-    if (access != 1 and !named) record.byte_count = peek(fd, record.capacity, buffer);
+    if (access != 1) record.byte_count = peek(fd, record.capacity, buffer);
     const padded: usize = @intCast(image.alignForward(record.byte_count, 8));
     @memset(buffer[record.byte_count..padded], 0);
     var data = [1]std.posix.iovec_const{.{ .base = buffer.ptr, .len = padded }};
@@ -132,9 +130,9 @@ fn restore(context: *kinds.RestoreContext, record: kinds.Record) kinds.RestoreEr
     const pipe = std.mem.bytesToValue(image.Pipe, record.body[0..@sizeOf(image.Pipe)]);
     const path = record.body[@sizeOf(image.Pipe)..][0..pipe.path_size];
     if (pipe.fd < 0) return error.BadRecord;
-    takeInherited(context.info);
-    moveAside(context.image_fd, pipe.fd);
-    moveAside(context.coordinator_fd, pipe.fd);
+    inherited.take(context.info);
+    inherited.moveAside(context.image_fd, pipe.fd);
+    inherited.moveAside(context.coordinator_fd, pipe.fd);
     const source = if (path.len > 0) openNamed(path, pipe.open_flags) else findSource(pipe);
     const fd = source orelse {
         // 0, 1 or 2 leading outside: the restarting process's own stays.
@@ -163,8 +161,7 @@ const Source = struct { number: i32, owned: bool };
 
 /// Where this process's end of `pipe` comes from, or null to keep what fd already is.
 fn findSource(pipe: image.Pipe) ?Source {
-    for (inherited[0..inherited_count]) |entry| {
-        if (entry.inode != pipe.inode) continue;
+    if (inherited.find(pipe.inode)) |entry| {
         const end: image.PipeEnd = @enumFromInt(pipe.end);
         return .{ .number = if (end == .read) entry.read_fd else entry.write_fd, .owned = false };
     }
@@ -196,34 +193,12 @@ fn openNamed(path: []const u8, open_flags: u32) ?Source {
     return .{ .number = @intCast(rc), .owned = true };
 }
 
-/// Copies mtcp_restart's table once: its memory goes away before `on_resume`.
-fn takeInherited(info: *const image.RestartInfo) void {
-    if (inherited_count > 0 or info.pipe_count == 0 or info.pipes == 0) return;
-    const count = @min(info.pipe_count, inherited.len);
-    const table: [*]const image.InheritedPipe = @ptrFromInt(@as(usize, @intCast(info.pipes)));
-    @memcpy(inherited[0..count], table[0..count]);
-    inherited_count = count;
-}
-
-/// A descriptor of ours sits where a restored one must go: move ours to a free number.
-fn moveAside(ours: *i32, wanted: i32) void {
-    if (ours.* != wanted) return;
-    const rc = linux.fcntl(ours.*, f_dupfd_cloexec, limits.restart_fd_base_min);
-    assert(linux.E.init(rc) == .SUCCESS);
-    _ = linux.close(ours.*);
-    ours.* = @intCast(rc);
-}
-
 /// Every process has taken its ends (barrier `restarted`): drop the inherited copies, so
 /// that a reader sees end-of-file when the last real writer closes.
 fn onResume(context: *kinds.ResumeContext) void {
     if (!context.restarted) return;
-    for (inherited[0..inherited_count]) |entry| {
-        if (entry.read_fd >= 0) _ = linux.close(entry.read_fd);
-        if (entry.write_fd < 0 or entry.write_fd == entry.read_fd) continue;
-        _ = linux.close(entry.write_fd);
-    }
-    inherited_count = 0;
+    // Pipes, sockets and shared descriptions alike: every kind has taken its own by now.
+    inherited.closeAll();
     restored_count = 0;
 }
 

@@ -55,6 +55,9 @@ test {
     _ = @import("signals.zig");
     _ = @import("pids.zig");
     _ = @import("pipes.zig");
+    _ = @import("sockets.zig");
+    _ = @import("inherited.zig");
+    _ = @import("descriptions.zig");
     _ = @import("pending_signals.zig");
     _ = @import("timers.zig");
     _ = @import("signal_wrappers.zig");

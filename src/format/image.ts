@@ -13,16 +13,17 @@ export const DATA_SIZE_MAX = 64 * 1024 * 1024;
 
 export const RecordTag = {
   process: 1, region: 2, thread: 3, descriptor: 4, signal_action: 5, pending_signal: 6, timer: 7,
-  process_tree: 10, pipe: 11,
+  process_tree: 10, pipe: 11, socket: 12, file_description: 13,
 } as const;
 export const TimerKind = { itimer_real: 1, itimer_virtual: 2, itimer_prof: 3, posix: 4 } as const;
 export const Backing = {
   anonymous: 1, heap: 2, stack: 3, file: 4, vdso: 5, vvar: 6, vvar_vclock: 7,
 } as const;
 export const DescriptorKind = {
-  regular: 1, directory: 2, dev_null: 3, inherit: 4, unsupported: 5, pipe: 6,
+  regular: 1, directory: 2, dev_null: 3, inherit: 4, unsupported: 5, pipe: 6, socket: 7,
 } as const;
 export const PipeEnd = { read: 1, write: 2 } as const;
+export const SocketState = { connected: 1, listening: 2, other: 3 } as const;
 export const ThreadRole = { main: 1, checkpoint: 2, other: 3 } as const;
 export const RegionFlags = { shared: 0, contents_skipped: 1, deleted: 2 } as const;
 export const ARCH_NAMES: Record<number, string> = { 1: "x86_64", 2: "i386", 3: "aarch64", 4: "armv7" };
@@ -85,6 +86,16 @@ export const LAYOUTS: Record<string, Layout> = {
     ["fd_flags", 12, "u32"], ["inode", 16, "u64"], ["capacity", 24, "u32"],
     ["byte_count", 28, "u32"], ["path_size", 32, "u32"], ["reserved1", 36, "u32"],
   ],
+  Socket: [
+    ["fd", 0, "i32"], ["domain", 4, "u16"], ["type", 6, "u16"], ["open_flags", 8, "u32"],
+    ["fd_flags", 12, "u32"], ["inode", 16, "u64"], ["peer_inode", 24, "u64"], ["state", 32, "u16"],
+    ["reserved", 34, "u16"], ["backlog", 36, "u32"], ["byte_count", 40, "u32"],
+    ["message_count", 44, "u32"], ["path_size", 48, "u32"], ["reserved1", 52, "u32"],
+  ],
+  FileDescription: [
+    ["fd", 0, "i32"], ["owner_pid", 4, "u32"], ["owner_fd", 8, "i32"], ["open_flags", 12, "u32"],
+    ["offset", 16, "u64"], ["path_size", 24, "u32"], ["reserved", 28, "u32"],
+  ],
   PendingSignal: [["tid", 0, "u32"], ["signal", 4, "u32"], ["info", 8, "bytes128"]],
   Timer: [
     ["kind", 0, "u16"], ["reserved", 2, "u16"], ["id", 4, "i32"], ["clock", 8, "i32"],
@@ -96,6 +107,7 @@ export const LAYOUTS: Record<string, Layout> = {
 export const STRUCT_SIZES: Record<string, number> = {
   Header: 4096, RecordHeader: 32, Process: 120, Region: 56, Run: 16, Thread: 32, Descriptor: 32,
   SignalAction: 40, PendingSignal: 136, Timer: 48, ProcessTree: 24, Zombie: 8, Pipe: 40,
+  Socket: 56, FileDescription: 32,
 };
 
 export function fieldSize(type: FieldType): number {
@@ -193,6 +205,28 @@ export interface PipeInfo {
   path: string;
 }
 
+export interface SocketInfo {
+  fd: number;
+  domain: number;
+  type: number;
+  inode: bigint;
+  peerInode: bigint;
+  state: number;
+  backlog: number;
+  byteCount: number;
+  messageCount: number;
+  path: string;
+}
+
+export interface FileDescriptionInfo {
+  fd: number;
+  ownerPid: number;
+  ownerFd: number;
+  openFlags: number;
+  offset: bigint;
+  path: string;
+}
+
 export interface PendingSignalInfo {
   /// 0: pending for the whole process.
   tid: number;
@@ -214,6 +248,8 @@ export interface Image {
   /// Undefined in images of programs that never recorded their place in a tree.
   tree?: ProcessTreeInfo;
   pipes: PipeInfo[];
+  sockets: SocketInfo[];
+  fileDescriptions: FileDescriptionInfo[];
   header: ImageHeader;
   cwd: string;
   umask: number;
@@ -334,7 +370,8 @@ let sharedPages: Uint8Array | undefined;
 function readRecords(reader: Reader, header: ImageHeader, verifyData: boolean): Image {
   const image: Image = {
     path: reader.path, header, cwd: "", umask: 0, regions: [], descriptors: [], threads: [],
-    signalActions: [], pipes: [], pendingSignals: [], timers: [],
+    signalActions: [], pipes: [], sockets: [], fileDescriptions: [], pendingSignals: [],
+    timers: [],
   };
   const folded: Uint8Array[] = [];
   let offset = HEADER_SIZE;
@@ -445,6 +482,18 @@ function addRecord(image: Image, tag: number, body: Uint8Array, dataSize: number
       fd: num(pipe.fd!), end: num(pipe.end!), inode: pipe.inode as bigint,
       capacity: num(pipe.capacity!), byteCount, path: after(40, num(pipe.path_size!)),
     });
+  } else if (tag === RecordTag.socket) {
+    image.sockets.push(decodeSocket(body, dataSize, bad));
+  } else if (tag === RecordTag.file_description) {
+    if (body.length < STRUCT_SIZES.FileDescription!) throw bad();
+    const shared = decodeStruct("FileDescription", body);
+    if (body.length !== STRUCT_SIZES.FileDescription! + num(shared.path_size!)) throw bad();
+    if (dataSize !== 0) throw bad();
+    image.fileDescriptions.push({
+      fd: num(shared.fd!), ownerPid: num(shared.owner_pid!), ownerFd: num(shared.owner_fd!),
+      openFlags: num(shared.open_flags!), offset: shared.offset as bigint,
+      path: text(body.subarray(32, 32 + num(shared.path_size!))),
+    });
   } else if (tag === RecordTag.pending_signal) {
     if (body.length !== STRUCT_SIZES.PendingSignal!) throw bad();
     const pending = decodeStruct("PendingSignal", body);
@@ -464,6 +513,23 @@ function addRecord(image: Image, tag: number, body: Uint8Array, dataSize: number
   } else {
     throw new ImageInvalid(`${path}: corrupt: ${what} has unknown tag ${tag}`);
   }
+}
+
+function decodeSocket(body: Uint8Array, dataSize: number, bad: () => ImageInvalid): SocketInfo {
+  if (body.length < STRUCT_SIZES.Socket!) throw bad();
+  const socket = decodeStruct("Socket", body);
+  const byteCount = num(socket.byte_count!);
+  const pathSize = num(socket.path_size!);
+  if (body.length !== STRUCT_SIZES.Socket! + pathSize) throw bad();
+  if (dataSize !== alignForward(byteCount, 8)) throw bad();
+  if (!Object.values(SocketState).includes(num(socket.state!) as 1)) throw bad();
+  return {
+    fd: num(socket.fd!), domain: num(socket.domain!), type: num(socket.type!),
+    inode: socket.inode as bigint, peerInode: socket.peer_inode as bigint,
+    state: num(socket.state!), backlog: num(socket.backlog!), byteCount,
+    messageCount: num(socket.message_count!),
+    path: text(body.subarray(STRUCT_SIZES.Socket!, STRUCT_SIZES.Socket! + pathSize)),
+  };
 }
 
 function decodeTree(body: Uint8Array, bad: () => ImageInvalid): ProcessTreeInfo {

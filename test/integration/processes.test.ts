@@ -2,7 +2,7 @@
 // kills every process, restarts the whole tree from its images in one `dmtcp restart`, and
 // checks that it goes on (ids, pipes, shared memory, zombies), for two cycles.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { mkdirSync, readdirSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DMTCP, program, Sandbox, until, type Running } from "./harness";
 
@@ -60,6 +60,19 @@ async function cycle(c: Computation, workers: number): Promise<{ restarted: Runn
     return status.peers === workers && status.running;
   }, { what: "the tree to run again", timeoutMs: 60000 });
   return { restarted, checkpointMs, restartMs: performance.now() - restartStart };
+}
+
+interface SocketJson {
+  type: number;
+  state: number;
+  byteCount: number;
+  messageCount: number;
+}
+
+function inspectJson(file: string): Record<string, unknown> {
+  const result = sandbox.run(["inspect", "--json", file]);
+  expect(result.code).toBe(0);
+  return JSON.parse(result.stdout);
 }
 
 /// Lines of `running` whose first field is a number, as numbers.
@@ -193,6 +206,87 @@ describe("process trees", () => {
     expect(list).toContain("sh[");
     expect(list).not.toContain("counter");
     expect(list).not.toContain("dmtcp");
+  });
+
+  test("socketpairs and an accepted Unix connection come back with their bytes", async () => {
+    const c = await computation();
+    const path = sandbox.path("listening.sock");
+    let running = launch(c, [program("socket_family"), path, "20"]);
+    for (let round = 0; round < 2; round++) {
+      await until(() => rounds(running).length >= 3, { what: "progress" });
+      const atRequest = rounds(running).at(-1)!;
+      const { restarted } = await cycle(c, 2);
+      // Both processes stored bytes queued for them, on stream and message sockets.
+      const queued = images(c).map((file) => inspectJson(file).sockets as SocketJson[]);
+      for (const sockets of queued) {
+        expect(sockets.some((socket) => socket.type === 1 && socket.byteCount > 0)).toBe(true);
+        expect(sockets.some((socket) => socket.messageCount > 0)).toBe(true);
+      }
+      expect(queued.flat().filter((socket) => socket.state === 2).length).toBe(1);
+      await until(() => rounds(restarted).length >= 12, { what: "progress after restart" });
+      const after = rounds(restarted);
+      expect(after[0]!).toBeGreaterThan(atRequest);
+      after.forEach((value, index) => expect(value).toBe(after[0]! + index));
+      expect(restarted.stdout).not.toContain("BAD");
+      expect(restarted.stderr).toBe("");
+      running = restarted;
+    }
+  });
+
+  test("a descriptor shared across fork keeps one offset: no line is overwritten", async () => {
+    const c = await computation();
+    const file = sandbox.path("shared.txt");
+    const first = launch(c, [program("shared_offset"), file, "20"]);
+    const last = await twoCycles(c, first, 2);
+    await until(() => rounds(last).length >= 10, { what: "more lines" });
+    const described = images(c).map((image) => inspectJson(image).fileDescriptions as unknown[]);
+    for (const records of described) expect(records.length).toBe(1);
+    const lines = readFileSync(file, "utf8").split("\n").filter((line) => line !== "");
+    expect(lines.length).toBeGreaterThan(20);
+    lines.forEach((line, index) => expect(line).toBe(`${index} ${index % 2 === 0 ? "p" : "c"}`));
+  });
+
+  test("named FIFOs keep the bytes buffered in them", async () => {
+    const c = await computation();
+    const first = launch(c, [program("fifo_family"), sandbox.dir, "20"]);
+    let running = first;
+    for (let round = 0; round < 2; round++) {
+      await until(() => rounds(running).length >= 3, { what: "progress" });
+      const { restarted } = await cycle(c, 2);
+      const pipes = images(c).flatMap((file) => inspectJson(file).pipes as { byteCount: number }[]);
+      // The reads are timed by the program: at least one FIFO holds bytes at any moment.
+      expect(pipes.some((pipe) => pipe.byteCount > 0)).toBe(true);
+      running = restarted;
+    }
+    await until(() => rounds(running).length >= 5, { what: "progress after restart" });
+    const after = rounds(running);
+    after.forEach((value, index) => expect(value).toBe(after[0]! + index));
+    expect(running.stdout).not.toContain("BAD");
+    expect(running.stderr).toBe("");
+  });
+
+  test("children started by vfork, posix_spawn and system() restart with the parent", async () => {
+    const c = await computation();
+    let running = launch(c, [program("spawner"), "20"]);
+    const labels = ["parent", "vfork", "spawn", "system"];
+    const byLabel = (r: Running, label: string) => r.lines().filter((line) =>
+      line.endsWith(` ${label}`)).map((line) => Number(line.split(" ")[0]));
+    for (let round = 0; round < 2; round++) {
+      await until(() => labels.every((label) => byLabel(running, label).length >= 3));
+      const before = Object.fromEntries(labels.map((label) =>
+        [label, byLabel(running, label).at(-1)!]));
+      const { restarted } = await cycle(c, 4);
+      await until(() => labels.every((label) => byLabel(restarted, label).length >= 5),
+        { what: "every child to go on" });
+      for (const label of labels) {
+        const after = byLabel(restarted, label);
+        expect(after[0]!).toBeGreaterThan(before[label]!);
+        after.forEach((value, index) => expect(value).toBe(after[0]! + index));
+      }
+      expect(restarted.stdout).not.toContain("BAD");
+      expect(restarted.stderr).toBe("");
+      running = restarted;
+    }
   });
 
   test("a tree of 50 processes restarts whole, twice", async () => {

@@ -64,7 +64,9 @@ describe("the TypeScript image mirror", () => {
   });
 
   test("every enumeration has the same names and values", () => {
-    const enums = ["RecordTag", "Backing", "ThreadRole", "DescriptorKind", "PipeEnd", "TimerKind"];
+    const enums = [
+      "RecordTag", "Backing", "ThreadRole", "DescriptorKind", "PipeEnd", "TimerKind", "SocketState",
+    ];
     for (const name of enums as Array<keyof typeof image & keyof typeof zig>) {
       expect({ name, values: image[name] }).toEqual({ name, values: zig[name] });
     }

@@ -22,9 +22,25 @@ const Platform = struct {
 };
 
 const platforms = [_]Platform{
-    .{ .name = "x86_64", .gnu = "x86_64-linux-gnu.2.17", .bare = "x86_64-linux-none", .musl = "x86_64-linux-musl" },
-    .{ .name = "i386", .gnu = "x86-linux-gnu.2.17", .bare = "x86-linux-none", .musl = "x86-linux-musl", .cpu = "pentium4" },
-    .{ .name = "aarch64", .gnu = "aarch64-linux-gnu.2.17", .bare = "aarch64-linux-none", .musl = "aarch64-linux-musl" },
+    .{
+        .name = "x86_64",
+        .gnu = "x86_64-linux-gnu.2.17",
+        .bare = "x86_64-linux-none",
+        .musl = "x86_64-linux-musl",
+    },
+    .{
+        .name = "i386",
+        .gnu = "x86-linux-gnu.2.17",
+        .bare = "x86-linux-none",
+        .musl = "x86-linux-musl",
+        .cpu = "pentium4",
+    },
+    .{
+        .name = "aarch64",
+        .gnu = "aarch64-linux-gnu.2.17",
+        .bare = "aarch64-linux-none",
+        .musl = "aarch64-linux-musl",
+    },
     // Debian's armhf baseline: ARMv7-A, Thumb-2, VFPv3-D16, no NEON.
     .{
         .name = "armv7",
@@ -65,7 +81,9 @@ pub fn build(b: *std.Build) void {
         const unit = b.addTest(.{ .root_module = module });
         test_step.dependOn(&b.addRunArtifact(unit).step);
     }
-    const runtime_tests = b.addTest(.{ .root_module = runtimeModule(b, host, .Debug, host_modules) });
+    const runtime_tests = b.addTest(.{
+        .root_module = runtimeModule(b, host, .Debug, host_modules),
+    });
     test_step.dependOn(&b.addRunArtifact(runtime_tests).step);
 
     const manifest = b.addExecutable(.{

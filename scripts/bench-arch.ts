@@ -21,10 +21,15 @@ const env = { PATH: process.env.PATH!, HOME: work, XDG_RUNTIME_DIR: join(work, "
   XDG_CACHE_HOME: join(work, "cache"), DMTCP_TMPDIR: work };
 
 const executable = (arch: Arch) =>
-  join(root, "dist", arch === "x86_64" || arch === "i386" ? "dmtcp-linux-x64" : "dmtcp-linux-arm64");
+  join(
+    root,
+    "dist",
+    arch === "x86_64" || arch === "i386" ? "dmtcp-linux-x64" : "dmtcp-linux-arm64",
+  );
 const program = (arch: Arch, name: string) => join(root, "zig-out", arch, "test", name);
 const now = () => Bun.nanoseconds() / 1e6;
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const median = (values: number[]) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /// A process whose output lines are counted as they arrive.
 class Watched {
@@ -32,7 +37,9 @@ class Watched {
   constructor(readonly child: Subprocess<"ignore", "pipe", "ignore">) {
     void (async () => {
       const decoder = new TextDecoder();
-      for await (const chunk of child.stdout) this.lines += decoder.decode(chunk).split("\n").length - 1;
+      for await (const chunk of child.stdout) {
+        this.lines += decoder.decode(chunk).split("\n").length - 1;
+      }
     })();
   }
   static spawn(argv: string[]): Watched {
@@ -108,8 +115,14 @@ async function measure(arch: Arch, argv: string[], name: string, ready: number):
 
 /// mtcp_restart run directly on the image: the restore alone, with no CLI and no coordinator.
 async function alone(arch: Arch, image: string): Promise<number[]> {
-  const restartProgram = join(env.XDG_CACHE_HOME, "dmtcp", readdirSync(join(env.XDG_CACHE_HOME, "dmtcp"))
-    .find((hash) => existsSync(join(env.XDG_CACHE_HOME, "dmtcp", hash, arch)))!, arch, "mtcp_restart");
+  const restartProgram = join(
+    env.XDG_CACHE_HOME,
+    "dmtcp",
+    readdirSync(join(env.XDG_CACHE_HOME, "dmtcp"))
+      .find((hash) => existsSync(join(env.XDG_CACHE_HOME, "dmtcp", hash, arch)))!,
+    arch,
+    "mtcp_restart",
+  );
   const samples: number[] = [];
   for (let run = 0; run < runs; run++) {
     const start = now();
@@ -124,7 +137,9 @@ async function alone(arch: Arch, image: string): Promise<number[]> {
 const rows: Row[] = [];
 for (const arch of archs) {
   rows.push(await measure(arch, [program(arch, "counter"), "10"], "counter", 3));
-  rows.push(await measure(arch, [program(arch, "memory_verify"), "64", "50"], "memory_verify 64", 2));
+  rows.push(
+    await measure(arch, [program(arch, "memory_verify"), "64", "50"], "memory_verify 64", 2),
+  );
 }
 rmSync(work, { recursive: true, force: true });
 

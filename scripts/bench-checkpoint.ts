@@ -30,7 +30,9 @@ function rawLimits(directory: string): Figures {
   const write_s = seconds(start);
   start = Bun.nanoseconds();
   const reader = openSync(path, "r");
-  for (let done = 0; done < GIB; done += chunk.length) readSync(reader, chunk, 0, chunk.length, done);
+  for (let done = 0; done < GIB; done += chunk.length) {
+    readSync(reader, chunk, 0, chunk.length, done);
+  }
   closeSync(reader);
   const read_s = seconds(start);
   // A restart must also get the memory it reads into: the same read into fresh pages.
@@ -74,7 +76,13 @@ class Output {
 }
 
 /// Launch, wait for `ready`, checkpoint (timed), kill, restart (timed to the first new line).
-async function measure(name: string, argv: string[], work: string, port: string, env: Record<string, string>) {
+async function measure(
+  name: string,
+  argv: string[],
+  work: string,
+  port: string,
+  env: Record<string, string>,
+) {
   const ckptDir = join(work, name);
   Bun.spawnSync(["mkdir", "-p", ckptDir]);
   const launched = Bun.spawn([dmtcp, "launch", "-p", port, "-c", ckptDir, ...argv], {
@@ -118,7 +126,8 @@ export async function checkpointFigures(): Promise<Figures> {
     const port = readFileSync(portFile, "utf8");
     const figures: Figures = rawLimits(work);
     const python = ["/usr/bin/python3", "-c",
-      "import time\nprint('ready', flush=True)\nwhile True:\n  print(1, flush=True); time.sleep(0.001)"];
+      "import time\nprint('ready', flush=True)\n" +
+        "while True:\n  print(1, flush=True); time.sleep(0.001)"];
     const cases: Array<[string, string[]]> = [
       ["warm_up", [join(programs, "heap_ticker"), "1", "random"]],
       ["tiny", [join(programs, "heap_ticker"), "1", "random"]],
@@ -126,10 +135,14 @@ export async function checkpointFigures(): Promise<Figures> {
       ["random_1gib", [join(programs, "heap_ticker"), "1024", "random"]],
       ["zero_1gib", [join(programs, "heap_ticker"), "1024", "zero"]],
     ];
-    for (const [name, argv] of cases) Object.assign(figures, await measure(name, argv, work, port, env));
+    for (const [name, argv] of cases) {
+      Object.assign(figures, await measure(name, argv, work, port, env));
+    }
     for (const key of Object.keys(figures)) if (key.startsWith("warm_up")) delete figures[key];
-    figures.random_1gib_checkpoint_vs_raw_write = figures.random_1gib_checkpoint_s! / figures.raw_write_1gib_s!;
-    figures.random_1gib_restart_vs_raw_read = figures.random_1gib_restart_s! / figures.raw_read_1gib_s!;
+    figures.random_1gib_checkpoint_vs_raw_write =
+      figures.random_1gib_checkpoint_s! / figures.raw_write_1gib_s!;
+    figures.random_1gib_restart_vs_raw_read =
+      figures.random_1gib_restart_s! / figures.raw_read_1gib_s!;
     figures.random_1gib_restart_vs_raw_read_fresh =
       figures.random_1gib_restart_s! / figures.raw_read_fresh_1gib_s!;
     figures.zero_1gib_image_vs_heap = figures.zero_1gib_image_mib! / 1024;
@@ -142,7 +155,9 @@ export async function checkpointFigures(): Promise<Figures> {
 
 if (import.meta.main) {
   const figures = await checkpointFigures();
-  if (process.argv.includes("--json")) process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+  if (process.argv.includes("--json")) {
+    process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+  }
   else for (const [name, value] of Object.entries(figures)) {
     process.stdout.write(`${name.padEnd(40)} ${value.toFixed(3)}\n`);
   }

@@ -9,7 +9,11 @@ const root = join(import.meta.dir, "..");
 const dmtcp = join(root, "dist", "dmtcp-linux-x64");
 const programs = join(root, "zig-out", "x86_64", "test");
 const dir = mkdtempSync(join(tmpdir(), "dmtcp-bench-processes-"));
-const env = { ...process.env, XDG_RUNTIME_DIR: join(dir, "run"), DMTCP_TMPDIR: dir } as Record<string, string>;
+const env = {
+  ...process.env,
+  XDG_RUNTIME_DIR: join(dir, "run"),
+  DMTCP_TMPDIR: dir,
+} as Record<string, string>;
 
 function run(args: string[]): string {
   const result = Bun.spawnSync([dmtcp, ...args], { env, stdout: "pipe", stderr: "pipe" });
@@ -33,10 +37,16 @@ async function tree(count: number): Promise<{ checkpointMs: number; restartMs: n
   const ckpt = join(dir, `ckpt-${count}`);
   mkdirSync(ckpt, { recursive: true });
   const portFile = join(dir, `port-${count}`);
-  const coordinator = Bun.spawn([dmtcp, "coordinator", "-p", "0", "--port-file", portFile, "-c", ckpt], { env, stderr: "ignore" });
+  const coordinator = Bun.spawn(
+    [dmtcp, "coordinator", "-p", "0", "--port-file", portFile, "-c", ckpt],
+    { env, stderr: "ignore" },
+  );
   await until(() => Bun.file(portFile).size > 0);
   const port = await Bun.file(portFile).text();
-  const launched = Bun.spawn([dmtcp, "launch", "-p", port, "-c", ckpt, join(programs, "tree"), String(count), "100"], { env, stdout: "ignore" });
+  const launched = Bun.spawn(
+    [dmtcp, "launch", "-p", port, "-c", ckpt, join(programs, "tree"), String(count), "100"],
+    { env, stdout: "ignore" },
+  );
   await until(() => status(port).peers === count);
   const start = performance.now();
   run(["command", "-p", port, "--bcheckpoint"]);
@@ -45,7 +55,9 @@ async function tree(count: number): Promise<{ checkpointMs: number; restartMs: n
     process.kill(Number(match[1]), "SIGKILL");
   }
   await until(() => status(port).peers === 0);
-  const images = readdirSync(ckpt).filter((name) => name.endsWith(".dmtcp")).map((name) => join(ckpt, name));
+  const images = readdirSync(ckpt)
+    .filter((name) => name.endsWith(".dmtcp"))
+    .map((name) => join(ckpt, name));
   const restartStart = performance.now();
   const restarted = Bun.spawn([dmtcp, "restart", "-p", port, ...images], { env, stdout: "ignore" });
   await until(() => { const s = status(port); return s.peers === count && s.running; });
@@ -70,7 +82,10 @@ async function wrappers(): Promise<void> {
   const ckpt = join(dir, "ckpt-bench");
   mkdirSync(ckpt, { recursive: true });
   const portFile = join(dir, "port-bench");
-  const coordinator = Bun.spawn([dmtcp, "coordinator", "-p", "0", "--port-file", portFile, "-c", ckpt], { env, stderr: "ignore" });
+  const coordinator = Bun.spawn(
+    [dmtcp, "coordinator", "-p", "0", "--port-file", portFile, "-c", ckpt],
+    { env, stderr: "ignore" },
+  );
   await until(() => Bun.file(portFile).size > 0);
   const port = await Bun.file(portFile).text();
   const managed = Bun.spawn([dmtcp, "launch", "-p", port, bench], { env, stdout: "pipe" });
@@ -87,8 +102,8 @@ async function wrappers(): Promise<void> {
 try {
   for (const count of process.argv.includes("--wrappers") ? [] : [1, 10, 50]) {
     const { checkpointMs, restartMs } = await tree(count);
-    console.log(`${String(count).padStart(3)} processes: checkpoint ${checkpointMs.toFixed(0)} ms, ` +
-      `restart ${restartMs.toFixed(0)} ms`);
+    console.log(`${String(count).padStart(3)} processes: ` +
+      `checkpoint ${checkpointMs.toFixed(0)} ms, restart ${restartMs.toFixed(0)} ms`);
   }
   await wrappers();
 } finally {

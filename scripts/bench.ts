@@ -17,7 +17,11 @@ const env = { PATH: process.env.PATH!, HOME: work, XDG_RUNTIME_DIR: join(work, "
 
 function time(argv: string[], extraEnv: Record<string, string> = {}): number {
   const start = Bun.nanoseconds();
-  const result = Bun.spawnSync(argv, { env: { ...env, ...extraEnv }, stdout: "ignore", stderr: "pipe" });
+  const result = Bun.spawnSync(argv, {
+    env: { ...env, ...extraEnv },
+    stdout: "ignore",
+    stderr: "pipe",
+  });
   const elapsed = (Bun.nanoseconds() - start) / 1e6;
   if (result.exitCode !== 0) throw new Error(`${argv.join(" ")}: ${result.stderr.toString()}`);
   return elapsed;
@@ -62,11 +66,13 @@ results.first_run_extraction_ms = time([dmtcp, "launch", "-p", "0", truePath], {
   XDG_CACHE_HOME: extractCache,
 }) - median([dmtcp, "launch", "-p", "0", truePath], { XDG_CACHE_HOME: extractCache });
 await withCoordinator((port) => {
-  results.launch_true_running_coordinator_ms = median([dmtcp, "launch", "-j", "-p", String(port), truePath]);
+  results.launch_true_running_coordinator_ms =
+    median([dmtcp, "launch", "-j", "-p", String(port), truePath]);
 });
 results.launch_true_on_demand_coordinator_ms = median([dmtcp, "launch", "-p", "0", truePath]);
 results.launch_overhead_running_ms = results.launch_true_running_coordinator_ms - results.true_ms;
-results.launch_overhead_on_demand_ms = results.launch_true_on_demand_coordinator_ms - results.true_ms;
+results.launch_overhead_on_demand_ms =
+  results.launch_true_on_demand_coordinator_ms - results.true_ms;
 
 const buildStart = Bun.nanoseconds();
 Bun.spawnSync([join(root, "scripts", "build")], { stdout: "ignore", stderr: "ignore" });

@@ -22,7 +22,8 @@ interface Sample {
 const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 function timings(stderr: string, key: string): number[] {
-  return [...stderr.matchAll(new RegExp(`${key} (\\d+)`, "g"))].map((match) => Number(match[1]) / 1000);
+  return [...stderr.matchAll(new RegExp(`${key} (\\d+)`, "g"))]
+    .map((match) => Number(match[1]) / 1000);
 }
 
 async function collect(stream: ReadableStream<Uint8Array>, into: { text: string }) {
@@ -47,13 +48,16 @@ export async function measure(
   mkdirSync(dir, { recursive: true });
   const portFile = join(dir, "port");
   const runEnv = { ...env, DMTCP_TIMINGS: "1" };
-  const coordinator = Bun.spawn([dmtcp, "coordinator", "-q", "-p", "0", "--port-file", portFile, "-c", dir],
-    { env, stdout: "ignore", stderr: "ignore" });
+  const coordinator = Bun.spawn(
+    [dmtcp, "coordinator", "-q", "-p", "0", "--port-file", portFile, "-c", dir],
+    { env, stdout: "ignore", stderr: "ignore" },
+  );
   await poll(() => existsSync(portFile), "the coordinator");
   const port = readFileSync(portFile, "utf8").trim();
   const command = (...args: string[]) =>
     Bun.spawnSync([dmtcp, "command", "-p", port, ...args], { env, stdout: "pipe", stderr: "pipe" });
-  const running = () => JSON.parse(command("--json", "--status").stdout.toString()).running === true;
+  const running = () =>
+    JSON.parse(command("--json", "--status").stdout.toString()).running === true;
   const output = { text: "" };
   const errors = { text: "" };
   let child: Subprocess<"ignore", "pipe", "pipe"> = Bun.spawn(
@@ -78,8 +82,12 @@ export async function measure(
     for (let index = 0; index < restartRuns; index++) {
       child.kill("SIGKILL");
       await child.exited;
-      await poll(() => !running() && JSON.parse(command("--json", "--status").stdout.toString()).num_peers === 0,
-        "the worker to leave");
+      await poll(
+        () =>
+          !running() &&
+          JSON.parse(command("--json", "--status").stdout.toString()).num_peers === 0,
+        "the worker to leave",
+      );
       const start = Bun.nanoseconds();
       child = Bun.spawn([dmtcp, "restart", "-p", port, join(dir, image)],
         { env: runEnv, stdout: "pipe", stderr: "pipe" });
@@ -87,7 +95,10 @@ export async function measure(
       await poll(running, "the restart");
       restartWalls.push((Bun.nanoseconds() - start) / 1e6);
     }
-    await poll(() => timings(restartErrors.text, "resumed_us").length === restartRuns, "restart timings");
+    await poll(
+      () => timings(restartErrors.text, "resumed_us").length === restartRuns,
+      "restart timings",
+    );
     return {
       suspendMs: median(timings(errors.text, "suspend_us")),
       writeMs: median(timings(errors.text, "write_us")),

@@ -26,7 +26,12 @@ export const PipeEnd = { read: 1, write: 2 } as const;
 export const SocketState = { connected: 1, listening: 2, other: 3 } as const;
 export const ThreadRole = { main: 1, checkpoint: 2, other: 3 } as const;
 export const RegionFlags = { shared: 0, contents_skipped: 1, deleted: 2 } as const;
-export const ARCH_NAMES: Record<number, string> = { 1: "x86_64", 2: "i386", 3: "aarch64", 4: "armv7" };
+export const ARCH_NAMES: Record<number, string> = {
+  1: "x86_64",
+  2: "i386",
+  3: "aarch64",
+  4: "armv7",
+};
 
 type FieldType = "u8" | "u16" | "u32" | "i32" | "u64" | `bytes${number}`;
 type Layout = ReadonlyArray<readonly [string, number, FieldType]>;
@@ -325,7 +330,9 @@ function readHeader(reader: Reader): ImageHeader {
   }
   const { header, version, checksumOk } = decodeHeader(reader.bytes(0, HEADER_SIZE, "the header"));
   if (version !== IMAGE_VERSION) {
-    throw new ImageInvalid(`${path}: image format version ${version}; this dmtcp reads ${IMAGE_VERSION}`);
+    throw new ImageInvalid(
+      `${path}: image format version ${version}; this dmtcp reads ${IMAGE_VERSION}`,
+    );
   }
   if (!checksumOk) throw new ImageInvalid(`${path}: corrupt: the header's checksum does not match`);
   if (reader.size < header.imageSize) {
@@ -335,7 +342,9 @@ function readHeader(reader: Reader): ImageHeader {
     );
   }
   if (reader.size > header.imageSize) {
-    throw new ImageInvalid(`${path}: corrupt: ${reader.size} bytes where ${header.imageSize} were written`);
+    throw new ImageInvalid(
+      `${path}: corrupt: ${reader.size} bytes where ${header.imageSize} were written`,
+    );
   }
   return header;
 }
@@ -427,11 +436,20 @@ function checkFold(reader: Reader, header: ImageHeader, pairs: Uint8Array[], end
     throw new ImageInvalid(`${reader.path}: corrupt: its records do not match the header`);
   }
   if (end !== header.imageSize) {
-    throw new ImageInvalid(`${reader.path}: corrupt: records end at ${end}, not ${header.imageSize}`);
+    throw new ImageInvalid(
+      `${reader.path}: corrupt: records end at ${end}, not ${header.imageSize}`,
+    );
   }
 }
 
-function addRecord(image: Image, tag: number, body: Uint8Array, dataSize: number, path: string, what: string) {
+function addRecord(
+  image: Image,
+  tag: number,
+  body: Uint8Array,
+  dataSize: number,
+  path: string,
+  what: string,
+) {
   const bad = () => new ImageInvalid(`${path}: corrupt: ${what} is malformed`);
   const after = (size: number, length: number) => text(body.subarray(size, size + length)) ;
   if (tag === RecordTag.process) {
@@ -452,7 +470,8 @@ function addRecord(image: Image, tag: number, body: Uint8Array, dataSize: number
     if (body.length !== STRUCT_SIZES.Thread!) throw bad();
     const thread = decodeStruct("Thread", body);
     image.threads.push({
-      tid: num(thread.tid!), role: num(thread.role!), threadPointer: thread.thread_pointer as bigint,
+      tid: num(thread.tid!), role: num(thread.role!),
+      threadPointer: thread.thread_pointer as bigint,
       stackPointer: thread.stack_pointer as bigint,
       instructionPointer: thread.instruction_pointer as bigint,
     });

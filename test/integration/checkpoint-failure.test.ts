@@ -16,8 +16,12 @@ afterEach(() => {
 /// A small tmpfs of our own, so that "full" and "read-only" are real and harm nothing else.
 function tmpfs(directory: string, sizeMiB: number): void {
   mkdirSync(directory, { recursive: true });
-  const result = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", `size=${sizeMiB}m`, "tmpfs", directory]);
-  if (result.exitCode !== 0) throw new Error(`these tests need root to mount a tmpfs: ${result.stderr}`);
+  const result = Bun.spawnSync(
+    ["mount", "-t", "tmpfs", "-o", `size=${sizeMiB}m`, "tmpfs", directory],
+  );
+  if (result.exitCode !== 0) {
+    throw new Error(`these tests need root to mount a tmpfs: ${result.stderr}`);
+  }
   mounted = directory;
 }
 
@@ -67,7 +71,7 @@ describe("a failed checkpoint", () => {
     await expectFailedCheckpointKeepsEverything(setup, ckptDir, /No space|ENOSPC|space/i);
   });
 
-  test("into a directory that became read-only keeps the previous image and the program", async () => {
+  test("into a directory made read-only keeps the previous image and the program", async () => {
     const ckptDir = sandbox.path("readonly");
     tmpfs(ckptDir, 64);
     const setup = await startWithGoodImage(ckptDir);
@@ -75,7 +79,7 @@ describe("a failed checkpoint", () => {
     await expectFailedCheckpointKeepsEverything(setup, ckptDir, /read-only|EROFS/i);
   });
 
-  test("past the file-size limit (ulimit -f) keeps the previous image and the program", async () => {
+  test("past the file-size limit (ulimit -f) keeps the previous image and program", async () => {
     const ckptDir = sandbox.path("ckpt");
     mkdirSync(ckptDir);
     const setup = await startWithGoodImage(ckptDir);

@@ -75,7 +75,8 @@ function firstNumber(running: Running): number {
 async function twoCyclesOfCounting(c: Computation, first: Running, name: string) {
   let running = first;
   for (let round = 0; round < 2; round++) {
-    const { restarted, atRequest, atKill } = await cycle(c, running, name, (r) => numbers(r).at(-1) ?? 0);
+    const { restarted, atRequest, atKill } =
+      await cycle(c, running, name, (r) => numbers(r).at(-1) ?? 0);
     const resumedAt = firstNumber(restarted);
     expect(resumedAt).toBeGreaterThan(atRequest);
     expect(resumedAt).toBeLessThanOrEqual(atKill + 1);
@@ -152,7 +153,11 @@ export function checkpointSuite(arch: Arch): void {
     test("a file appended to and re-read through one descriptor keeps its offset", async () => {
       const c = await computation();
       const file = sandbox.path("appended.txt");
-      const last = await twoCyclesOfCounting(c, launch(c, [program("file_append", arch), file, "10"]), "file_append");
+      const last = await twoCyclesOfCounting(
+        c,
+        launch(c, [program("file_append", arch), file, "10"]),
+        "file_append",
+      );
       await waitFor(() => last.lines().length > 5);
       expect(last.stdout).not.toContain("BAD");
     }, timeoutMs);
@@ -160,7 +165,11 @@ export function checkpointSuite(arch: Arch): void {
     test("a private file mapping keeps its modified pages and its file's pages", async () => {
       const c = await computation();
       const file = sandbox.path("mapped.bin");
-      const last = await twoCyclesOfCounting(c, launch(c, [program("private_mapping", arch), file, "10"]), "private_mapping");
+      const last = await twoCyclesOfCounting(
+        c,
+        launch(c, [program("private_mapping", arch), file, "10"]),
+        "private_mapping",
+      );
       await waitFor(() => last.lines().length > 5);
       expect(last.stdout).not.toContain("BAD");
       for (const line of last.lines()) {
@@ -192,7 +201,7 @@ export function checkpointSuite(arch: Arch): void {
       }
     }, timeoutMs);
 
-    test("restart works from another directory, with moved images, twice from one image", async () => {
+    test("restarts from another directory, with moved images, twice from one image", async () => {
       const c = await computation();
       const first = launch(c, [program("counter", arch), "10"]);
       await waitFor(() => numbers(first).length >= 3);
@@ -240,7 +249,7 @@ export function checkpointSuite(arch: Arch): void {
       }
     }, timeoutMs);
 
-    test("the executable that does not carry the architecture refuses the image, naming the one that does", async () => {
+    test("the other executable refuses the image, naming the one for its arch", async () => {
       const c = await computation();
       const first = launch(c, [program("counter", arch), "10"]);
       await waitFor(() => numbers(first).length >= 3);

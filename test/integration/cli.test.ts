@@ -113,11 +113,15 @@ describe("the dmtcp executable", () => {
     );
     const codes = await Promise.all(runs.map((run) => run.exited));
     expect(codes).toEqual([0, 0, 0, 0]);
-    expect(readdirSync(join(cache, "dmtcp")).filter((name) => !name.includes(".tmp"))).toHaveLength(1);
+    expect(
+      readdirSync(join(cache, "dmtcp")).filter((name) => !name.includes(".tmp")),
+    ).toHaveLength(1);
   });
 
   test("the project tree is not needed at run time", () => {
-    const result = Bun.spawnSync([DMTCP, "--version"], { cwd: "/", env: { PATH: "/usr/bin:/bin" } });
+    const result = Bun.spawnSync([DMTCP, "--version"], {
+      cwd: "/", env: { PATH: "/usr/bin:/bin" },
+    });
     expect(result.exitCode).toBe(0);
     expect(ROOT.length).toBeGreaterThan(0);
   });
@@ -126,12 +130,16 @@ describe("the dmtcp executable", () => {
 describe("the arm64 executable under qemu-user", () => {
   test("launches aarch64 and armv7 programs that register with its coordinator", async () => {
     const portFile = sandbox.path("arm-port");
-    const coordinator = sandbox.spawn([DMTCP_ARM64, "coordinator", "-p", "0", "--port-file", portFile]);
+    const coordinator = sandbox.spawn(
+      [DMTCP_ARM64, "coordinator", "-p", "0", "--port-file", portFile],
+    );
     const port = await until(() => (existsSync(portFile) ? Bun.file(portFile).text() : ""), {
       timeoutMs: 30000, what: "the emulated coordinator",
     });
     for (const arch of ["aarch64", "armv7"] as const) {
-      const counter = sandbox.spawn([DMTCP_ARM64, "launch", "-p", port, program("counter", arch), "20"]);
+      const counter = sandbox.spawn(
+        [DMTCP_ARM64, "launch", "-p", port, program("counter", arch), "20"],
+      );
       await until(() => sandbox.run(["command", "-p", port, "-l"]).stdout.includes(
         `counter[`), { timeoutMs: 30000, what: `the ${arch} program to register` });
       expect(sandbox.status(Number(port)).peers).toBe(1);

@@ -32,7 +32,9 @@ async function restartAndCheck(port: string, atLeast: number): Promise<void> {
 describe("checkpoint commands", () => {
   test("--checkpoint returns at once and the image appears; the program goes on", async () => {
     const { port } = await sandbox.coordinator(["-c", ckptDir]);
-    const counter = sandbox.spawn([DMTCP, "launch", "-p", String(port), "-c", ckptDir, program("counter"), "10"]);
+    const counter = sandbox.spawn(
+      [DMTCP, "launch", "-p", String(port), "-c", ckptDir, program("counter"), "10"],
+    );
     await until(() => numbers(counter).length >= 3);
     for (let round = 1; round <= 2; round++) {
       const before = imageTime();
@@ -53,7 +55,9 @@ describe("checkpoint commands", () => {
 
   test("--kcheckpoint writes the images, then ends the workers; they restart", async () => {
     const { port } = await sandbox.coordinator(["-c", ckptDir]);
-    let counter = sandbox.spawn([DMTCP, "launch", "-p", String(port), "-c", ckptDir, program("counter"), "10"]);
+    let counter = sandbox.spawn(
+      [DMTCP, "launch", "-p", String(port), "-c", ckptDir, program("counter"), "10"],
+    );
     for (let round = 0; round < 2; round++) {
       await until(() => numbers(counter).length >= 3);
       const result = sandbox.run(["command", "-p", String(port), "--kcheckpoint"]);
@@ -61,7 +65,9 @@ describe("checkpoint commands", () => {
       expect(await counter.exited()).toBe(0);
       const last = numbers(counter).at(-1)!;
       await until(() => sandbox.status(port).peers === 0);
-      counter = sandbox.spawn([DMTCP, "restart", "-p", String(port), findImage(ckptDir, "counter")!]);
+      counter = sandbox.spawn(
+        [DMTCP, "restart", "-p", String(port), findImage(ckptDir, "counter")!],
+      );
       await until(() => numbers(counter).length >= 1);
       expect(numbers(counter)[0]!).toBeLessThanOrEqual(last + 1);
       expect(numbers(counter)[0]!).toBeGreaterThan(1);
@@ -81,7 +87,10 @@ describe("checkpoint commands", () => {
 describe("interval checkpoints", () => {
   async function expectIntervalImages(port: number, counterArgs: string[] = [], env = {}) {
     const counter = sandbox.spawn(
-      [DMTCP, "launch", "-p", String(port), "-c", ckptDir, ...counterArgs, program("counter"), "10"],
+      [
+        DMTCP, "launch", "-p", String(port), "-c", ckptDir,
+        ...counterArgs, program("counter"), "10",
+      ],
       { env },
     );
     await until(() => imageTime() > 0, { timeoutMs: 8000, what: "the first interval image" });

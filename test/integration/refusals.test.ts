@@ -1,7 +1,9 @@
 // Restart refuses a truncated, corrupt, foreign or missing image before touching anything:
 // exit 99, one message naming the file and the problem, no coordinator started.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync, existsSync, mkdirSync, readFileSync, truncateSync, writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { DMTCP, findImage, numbers, program, Sandbox, until } from "./harness";
 
@@ -13,7 +15,9 @@ beforeAll(async () => {
   const ckptDir = sandbox.path("ckpt");
   mkdirSync(ckptDir);
   const { port } = await sandbox.coordinator(["-c", ckptDir]);
-  const counter = sandbox.spawn([DMTCP, "launch", "-p", String(port), "-c", ckptDir, program("counter"), "10"]);
+  const counter = sandbox.spawn(
+    [DMTCP, "launch", "-p", String(port), "-c", ckptDir, program("counter"), "10"],
+  );
   await until(() => numbers(counter).length >= 2);
   expect(sandbox.run(["command", "-p", String(port), "--bcheckpoint"]).code).toBe(0);
   image = findImage(ckptDir, "counter")!;

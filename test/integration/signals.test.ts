@@ -58,7 +58,7 @@ function rounds(running: Running): Round[] {
 }
 
 describe("signals and timers across checkpoint and restart", () => {
-  test("an interval timer, a POSIX timer, a handler on its alternate stack and a blocked SIGTERM", async () => {
+  test("an itimer, a POSIX timer, an alternate-stack handler and a blocked SIGTERM", async () => {
     const c = await computation();
     let running = launch(c, [program("signals_timers"), "50"]);
     for (let round = 0; round < 2; round++) {
@@ -79,7 +79,7 @@ describe("signals and timers across checkpoint and restart", () => {
     }
   });
 
-  test("signals pending at the checkpoint arrive after the restart, each exactly once", async () => {
+  test("signals pending at the checkpoint arrive after restart, each exactly once", async () => {
     const c = await computation();
     let running = launch(c, [program("pending_signals")], "pipe");
     const ticks = (r: Running) => r.lines().filter((line) => line.startsWith("tick")).length;
@@ -106,7 +106,9 @@ describe("signals and timers across checkpoint and restart", () => {
     const inspect = sandbox.run(["inspect", findImage(c.ckptDir, "signals_timers")!]);
     expect(inspect.code).toBe(0);
     expect(inspect.stdout).toMatch(/timers: 2\n {2}itimer_real +next in \d+ ns, every 20000000 ns/);
-    expect(inspect.stdout).toMatch(/ {2}posix +id 0 clock 1 signal 34 next in \d+ ns, every 30000000 ns/);
+    expect(inspect.stdout).toMatch(
+      / {2}posix +id 0 clock 1 signal 34 next in \d+ ns, every 30000000 ns/,
+    );
   });
 });
 

@@ -68,7 +68,7 @@ function programPid(running: Running): number {
 }
 
 describe("multi-threaded checkpoint and restart", () => {
-  test("workers, a condition-variable ping-pong and a blocked reader carry on over two cycles", async () => {
+  test("workers, a condvar ping-pong and a blocked reader carry on over two cycles", async () => {
     const c = await computation();
     let running = launch(c, [program("threads"), "20"], "pipe");
     let last = { round: 0, total: 0, pings: 0 };
@@ -77,7 +77,9 @@ describe("multi-threaded checkpoint and restart", () => {
       const before = rounds(running).at(-1)!;
       expect(before.total).toBeGreaterThanOrEqual(last.total);
       running = await cycle(c, running, "threads", "pipe");
-      await until(() => rounds(running).length >= 3, { what: "threads to run again", timeoutMs: 20000 });
+      await until(() => rounds(running).length >= 3, {
+        what: "threads to run again", timeoutMs: 20000,
+      });
       const after = rounds(running);
       expect(after[0]!.round).toBeGreaterThan(before.round);
       expect(after[0]!.total).toBeGreaterThanOrEqual(before.total);
@@ -121,7 +123,9 @@ describe("multi-threaded checkpoint and restart", () => {
     for (let round = 0; round < 2; round++) {
       await until(() => running.lines().length >= 3, { what: "blocking_calls to run" });
       running = await cycle(c, running, "blocking_calls", "ignore");
-      await until(() => woke(running, 0, sleeps), { what: "the waiters after restart", timeoutMs: 20000 });
+      await until(() => woke(running, 0, sleeps), {
+        what: "the waiters after restart", timeoutMs: 20000,
+      });
       expect(running.stdout).not.toContain("BAD");
     }
   });
@@ -130,7 +134,9 @@ describe("multi-threaded checkpoint and restart", () => {
     const c = await computation();
     let running = launch(c, [program("thread_churn"), "8"]);
     const joined = (r: Running) =>
-      r.lines().filter((line) => line.startsWith("round ")).map((line) => Number(line.split(" ")[3]));
+      r.lines()
+        .filter((line) => line.startsWith("round "))
+        .map((line) => Number(line.split(" ")[3]));
     for (let round = 0; round < 2; round++) {
       await until(() => joined(running).length >= 3, { what: "churn to make progress" });
       for (let extra = 0; extra < 3; extra++) {
@@ -150,7 +156,9 @@ describe("multi-threaded checkpoint and restart", () => {
     const script = join(ROOT, "test", "scripts", "threading_state.py");
     let running = launch(c, ["/usr/bin/python3", script, "0.02"]);
     const totals = (r: Running) =>
-      r.lines().filter((line) => line.startsWith("total ")).map((line) => Number(line.split(" ")[1]));
+      r.lines()
+        .filter((line) => line.startsWith("total "))
+        .map((line) => Number(line.split(" ")[1]));
     for (let round = 0; round < 2; round++) {
       await until(() => totals(running).length >= 3, { what: "python to make progress" });
       const before = totals(running).at(-1)!;

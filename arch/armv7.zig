@@ -10,6 +10,9 @@ const linux = std.os.linux;
 const assert = std.debug.assert;
 
 pub const name = "armv7";
+/// The architecture of the other word size on the same processors: a computation may hold
+/// processes of both, and each image is restored by the mtcp_restart of its own.
+pub const sibling = "aarch64";
 pub const elf_machine: std.elf.EM = .ARM;
 pub const pointer_size = 4;
 /// Checkpoint and restart work on this architecture.

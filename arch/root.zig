@@ -19,6 +19,7 @@ pub const current = switch (builtin.cpu.arch) {
 comptime {
     for (.{ x86_64, @"i386", aarch64, armv7 }) |arch| {
         std.debug.assert(arch.name.len > 0);
+        std.debug.assert(!std.mem.eql(u8, arch.sibling, arch.name));
         std.debug.assert(arch.elf_machine != .NONE);
         std.debug.assert(arch.pointer_size == 4 or arch.pointer_size == 8);
         std.debug.assert(@TypeOf(arch.glibc_tid_offset) == isize);

@@ -7,6 +7,9 @@ const linux = std.os.linux;
 const assert = std.debug.assert;
 
 pub const name = "x86_64";
+/// The architecture of the other word size on the same processors: a computation may hold
+/// processes of both, and each image is restored by the mtcp_restart of its own.
+pub const sibling = "i386";
 pub const elf_machine: std.elf.EM = .X86_64;
 pub const pointer_size = 8;
 /// Checkpoint and restart work on this architecture.

@@ -103,6 +103,9 @@ pub const inherited_max = pipes_max + sockets_max + descriptions_max;
 pub const family_max = processes_max;
 /// Distinct shared memory objects (shared anonymous or deleted mappings) of one restart.
 pub const shared_objects_max = 1024;
+/// The text mtcp_restart hands the mtcp_restart of the other word size (handover.zig): its
+/// pipe ends and shared memory objects, at most one number triple of 20 + 10 + 20 digits each.
+pub const handover_text_size_max = (pipes_max + shared_objects_max) * 56 + 128;
 /// The lowest descriptor number mtcp_restart puts its own descriptors at, when the images
 /// use none above it (shells move theirs to 10 and up, so stay clear of the low ones).
 pub const restart_fd_base_min = 100;

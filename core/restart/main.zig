@@ -5,7 +5,9 @@
 //!
 //! Steps, in this order:
 //!  0. With several images (or one): fork the process tree, so that each process restores
-//!     one image, sharing the pipes and memory it shared (tree.zig).
+//!     one image, sharing the pipes and memory it shared (tree.zig). A process whose image
+//!     is of the other word size execs that size's mtcp_restart, which takes over from here
+//!     with the descriptors prepared for it (handover.zig).
 //!  1. Open and check the whole image (header, every checksum, sizes) and collect where its
 //!     regions go: nothing is touched before we know the image is good.
 //!  2. Keep our DMTCP_* variables (values, in static memory), then move ourselves into a
@@ -32,6 +34,7 @@ const relocate = @import("relocate.zig");
 const special = @import("special.zig");
 const regions = @import("regions.zig");
 const tree = @import("tree.zig");
+const handover = @import("handover.zig");
 const fail = @import("fail.zig").fail;
 
 pub fn main() u8 {
@@ -45,14 +48,10 @@ pub fn main() u8 {
     }
     if (!arch.supported) fail("restart is not yet supported on " ++ arch.name);
     state.page_size = std.heap.pageSize();
-    tree.addTarget(first.ptr);
-    while (args.next()) |path| tree.addTarget(path.ptr);
-    if (variable("DMTCP_RESTART_FDS=")) |fds| tree.takeConnections(fds);
-    const own = &tree.targets[tree.build()]; // Step 0: from here on, one process per image.
+    const own = &tree.targets[buildOrAdopt(first.ptr, &args)];
     const own_class: u8 = if (@sizeOf(usize) == 8) image.elf_class_64 else image.elf_class_32;
-    // The hook for mixed trees: such a process would exec the other word size's mtcp_restart
-    // (found in DMTCP_NATIVE_DIR) with its image and descriptors.
-    if (own.elf_class != own_class) fail("image of a process of the other word size");
+    // A mixed tree: this process's image is for the other word size's mtcp_restart.
+    if (own.elf_class != own_class) handover.execSibling(own, variable("DMTCP_NATIVE_DIR="));
     const rc = linux.openat(linux.AT.FDCWD, own.path, .{ .CLOEXEC = true }, 0);
     if (linux.E.init(rc) != .SUCCESS) fail("cannot open the image");
     state.image_fd = tree.liftImage(@intCast(rc));
@@ -63,6 +62,22 @@ pub fn main() u8 {
     special.choose(isOne(variable("DMTCP_VDSO_TRAMPOLINES=")));
     keepEnvironment(); // Step 2.
     relocate.moveAndContinue(continueMoved);
+}
+
+/// Step 0: fork the tree, or, exec'd by the mtcp_restart of the other word size for one
+/// process of a mixed tree, take the process and descriptors it prepared (handover.zig).
+fn buildOrAdopt(first: [*:0]const u8, args: *std.process.ArgIterator) usize {
+    if (variable(handover.one_prefix)) |one| {
+        if (args.next() != null) fail("one image only, handed over by another mtcp_restart");
+        const index = handover.adopt(first, one);
+        const own_class: u8 = if (@sizeOf(usize) == 8) image.elf_class_64 else image.elf_class_32;
+        tree.targets[index].elf_class = own_class; // Step 1 checks the image's architecture.
+        return index;
+    }
+    tree.addTarget(first);
+    while (args.next()) |path| tree.addTarget(path.ptr);
+    if (variable("DMTCP_RESTART_FDS=")) |fds| tree.takeConnections(fds);
+    return tree.build(); // From here on, one process per image.
 }
 
 /// Steps 3 to 5, running in the moved copy, on its new stack.
@@ -130,6 +145,8 @@ fn keepEnvironment() void {
     for (std.os.environ) |entry| {
         const text = std.mem.span(entry);
         if (!std.mem.startsWith(u8, text, "DMTCP_")) continue;
+        // Ours alone (the connection list, the handover): the runtime never reads them.
+        if (std.mem.startsWith(u8, text, "DMTCP_RESTART_")) continue;
         if (count == limits.restart_env_count_max) break;
         if (size + text.len + 1 > state.env_text.len) break;
         @memcpy(state.env_text[size..][0..text.len], text);

@@ -46,7 +46,7 @@ const PipePlan = struct {
     write_fd: i32 = -1,
 };
 
-const SharedObject = struct { inode: u32, path_hash: u64, size: u64, fd: i32 = -1 };
+pub const SharedObject = struct { inode: u32, path_hash: u64, size: u64, fd: i32 = -1 };
 const Use = struct { target: u16, pipe: u16 };
 const Zombie = struct { owner: u32, zombie: image.Zombie };
 
@@ -56,8 +56,8 @@ var pipes: [limits.pipes_max]PipePlan = undefined;
 var pipe_count: usize = 0;
 var uses: [limits.pipes_max * 4]Use = undefined;
 var use_count: usize = 0;
-var objects: [limits.shared_objects_max]SharedObject = undefined;
-var object_count: usize = 0;
+pub var objects: [limits.shared_objects_max]SharedObject = undefined;
+pub var object_count: usize = 0;
 var zombies: [limits.processes_max]Zombie = undefined;
 var zombie_count: usize = 0;
 var fd_max: i32 = 2;

@@ -8,7 +8,7 @@ import { ProgramError, UsageError } from "../errors";
 import type { ParsedArgv } from "../args";
 import * as options from "../options";
 import { findProgram, inspectProgram, type ProgramInfo } from "../native/elf";
-import { carriedArchs, executableFor, nativeDirectory, runtimeLibrary } from "../native/cache";
+import { carriedArchs, executableFor, nativeDirectory, preloadEntry } from "../native/cache";
 import { execve, keepAcrossExec } from "../native/libc";
 import { coordinatorEnv, joinComputation, type Joined } from "../worker/join";
 
@@ -65,7 +65,7 @@ export async function launch(parsed: ParsedArgv, env: options.Env): Promise<neve
   );
   if (target.portFile) writePortFile(target.portFile, joined.port);
   const childEnv = programEnv(env, {
-    joined, library: runtimeLibrary(natives, program.arch), natives, ckptDir, tmpDir, quiet,
+    joined, library: preloadEntry(natives), natives, ckptDir, tmpDir, quiet,
     signal, gzip,
   });
   keepAcrossExec(joined.fd);

@@ -1,6 +1,7 @@
 // dmtcp restart [options] IMAGE... | --restartdir DIR: restart a process from its image. Every
 // image is validated completely first; then we join (or start) the coordinator as the image's
-// worker and execve the restart program of the image's architecture, which becomes the process.
+// worker and execve the restart program of the image's architecture, which becomes the process
+// (with several images, forks the tree; an image of the other word size gets its own).
 import { defineCommand } from "citty";
 import { readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -120,6 +121,8 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
     ...coordinator,
     DMTCP_RESTART_FDS: connections.map((connection) => connection.fd).join(","),
     DMTCP_CHECKPOINT_DIR: ckptDir,
+    // Where mtcp_restart finds its sibling of the other word size, for mixed trees.
+    DMTCP_NATIVE_DIR: natives,
     DMTCP_TMPDIR: options.tmpDir(parsed, env),
     DMTCP_QUIET: String(options.quietLevel(parsed, env)),
     // readImage checksummed every page above: mtcp_restart checks them once more as it reads
@@ -137,8 +140,10 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
   throw new ProgramError(`cannot run the restart program ${program} (errno ${code})`);
 }
 
-/// The images of one restart must be one computation's processes, each once, of one word
-/// size (mixed trees: issue 7).
+/// The images of one restart must be one computation's processes, each once. They may mix
+/// word sizes (a 64-bit parent of a 32-bit child): every architecture a computation holds is
+/// carried by this executable (checked above), and mtcp_restart hands each image of the other
+/// word size to the mtcp_restart of its own (core/restart/handover.zig).
 function checkTree(images: Image[]): void {
   const first = images[0]!;
   const seen = new Set<number>();
@@ -157,8 +162,5 @@ function checkTree(images: Image[]): void {
       throw new UsageError(`two images of worker ${image.header.workerId}; give each image once`);
     }
     seen.add(image.header.workerId);
-    if (image.header.elfClass !== first.header.elfClass) {
-      throw new UsageError("restarting 32-bit and 64-bit processes together is not supported yet");
-    }
   }
 }

@@ -2,7 +2,7 @@
 // their content hash. A new directory is filled under a temporary name and renamed into place,
 // so two first runs at the same moment never see a half-written file.
 import {
-  chmodSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync,
+  chmodSync, existsSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import { FileError } from "../errors";
@@ -66,9 +66,9 @@ export async function nativeDirectory(env: Env): Promise<string> {
       failures.push(`${root}: ${unsafe}`);
       continue;
     }
-    if (existsSync(directory)) return directory;
     try {
-      await extract(root, directory);
+      if (!existsSync(directory)) await extract(root, directory);
+      linkPlatforms(directory);
       return directory;
     } catch (error) {
       failures.push(`${root}: ${(error as Error).message}`);
@@ -110,6 +110,44 @@ async function extract(root: string, directory: string): Promise<void> {
 
 export function runtimeLibrary(directory: string, arch: ArchName): string {
   return join(directory, arch, "libdmtcp.so");
+}
+
+/// The values the loader gives `$PLATFORM` (AT_PLATFORM, which glibc may refine) for programs
+/// of each architecture: each names one word size only, unlike `$LIB` ("lib" is 32-bit on
+/// Fedora and 64-bit on Arch). x86_64 glibc says "haswell" or "xeon_phi" on some Intel CPUs;
+/// a 32-bit ARM program sees "v7l" on an armv7 kernel and "v8l" on arm64 and under qemu.
+export const PLATFORMS: Record<ArchName, readonly string[]> = {
+  x86_64: ["x86_64", "haswell", "xeon_phi"],
+  i386: ["i386", "i486", "i586", "i686"],
+  aarch64: ["aarch64"],
+  armv7: ["v5l", "v6l", "v7l", "v8l"],
+};
+
+/// LD_PRELOAD's one entry for every program of a computation: the loader expands `$PLATFORM`,
+/// so a 64-bit program loads the 64-bit runtime and a 32-bit one (exec'd from inside the
+/// computation, whatever the word size of its parent) the 32-bit one, with no exec wrapper.
+export function preloadEntry(directory: string): string {
+  return join(directory, "preload", "$PLATFORM", "libdmtcp.so");
+}
+
+/// preload/<platform>/libdmtcp.so → ../../<arch>/libdmtcp.so for every carried architecture;
+/// made once, under a temporary name renamed into place like the natives themselves.
+function linkPlatforms(directory: string): void {
+  const target = join(directory, "preload");
+  if (existsSync(target)) return;
+  const temporary = `${target}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  try {
+    for (const arch of carriedArchs()) {
+      for (const platform of PLATFORMS[arch]) {
+        mkdirSync(join(temporary, platform), { recursive: true, mode: 0o755 });
+        symlinkSync(join("..", "..", arch, "libdmtcp.so"), join(temporary, platform, "libdmtcp.so"));
+      }
+    }
+    renameSync(temporary, target);
+  } catch (error) {
+    rmSync(temporary, { recursive: true, force: true });
+    if (!existsSync(target)) throw error;
+  }
 }
 
 export function restartProgram(directory: string, arch: ArchName): string {

@@ -69,12 +69,13 @@ fn child() callconv(.c) void {
     // The parent's connections are the parent's: close this process's copies of them.
     if (worker.state.fd >= 0) _ = linux.close(worker.state.fd);
     worker.state.fd = -1;
-    spares.closeInChild();
+    const registration = child_registration;
+    child_registration = null;
+    // The child's own connection is kept: it may still be listed among the spares opening.
+    spares.closeInChild(if (registration) |registered| registered.fd else -1);
     worker.state.pid = linux.getpid();
     pids.afterFork();
     emulator.noteForeignThreads();
-    const registration = child_registration;
-    child_registration = null;
     const mask = saved_mask;
     lock.store(false, .release);
     if (registration) |registered| {

@@ -59,7 +59,10 @@ pub fn take() ?Spare {
         const worker_id = worker_ids[index];
         assert(slot.swap(0, .acq_rel) == value);
         assert(worker_id != 0);
-        return .{ .fd = slotFd(value), .worker_id = worker_id };
+        const fd = slotFd(value);
+        // The child's now, though the refill that opened it may still list it as opening.
+        for (&opening_fds) |*each| _ = each.cmpxchgStrong(fd, -1, .acq_rel, .acquire);
+        return .{ .fd = fd, .worker_id = worker_id };
     }
     return null;
 }
@@ -114,8 +117,10 @@ pub fn refill(
     while (count < missing) : (count += 1) {
         opening[count] = open(address, port, token, identity, owner_worker_id) catch break;
     }
-    for (opening[0..count]) |fd| {
+    for (opening[0..count], 0..) |fd, index| {
         const accepted = connection.awaitAccept(fd) catch {
+            // No longer ours once closed: a child forked later must not close the number.
+            opening_fds[index].store(-1, .release);
             _ = linux.close(fd);
             wanted = false;
             continue;
@@ -156,16 +161,19 @@ pub fn drainWake() void {
     wanted = true;
 }
 
-/// The child after fork: the parent's spares and eventfd are the parent's; close the copies.
-pub fn closeInChild() void {
+/// The child after fork: the parent's spares and eventfd are the parent's; close the copies,
+/// all but `keep`, the child's own registration. A spare that prepare took from the pool may
+/// still be listed as opening (the checkpoint thread clears that list only once its refill
+/// ends), and the fallback registration may reuse the number of a failed spare still listed.
+pub fn closeInChild(keep: i32) void {
     const opening = @min(opening_count.swap(0, .acq_rel), opening_fds.len);
     for (opening_fds[0..opening]) |*fd| {
         const value = fd.swap(-1, .acq_rel);
-        if (value >= 0 and !inPool(value)) _ = linux.close(value);
+        if (value >= 0 and value != keep and !inPool(value)) _ = linux.close(value);
     }
     for (&pool) |*slot| {
         const value = slot.swap(0, .acq_rel);
-        if (value != 0) _ = linux.close(slotFd(value));
+        if (value != 0 and slotFd(value) != keep) _ = linux.close(slotFd(value));
     }
     if (wake_fd >= 0) _ = linux.close(wake_fd);
     wake_fd = -1;

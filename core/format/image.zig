@@ -634,7 +634,10 @@ test "image: a region body is checked against its run count" {
     };
     @memcpy(body[0..@sizeOf(Region)], std.mem.asBytes(&region));
     @memcpy(body[@sizeOf(Region)..][0..8], "[abc]\x00\x00\x00");
-    const runs = [2]Run{ .{ .page_index = 0, .page_count = 1 }, .{ .page_index = 2, .page_count = 2 } };
+    const runs = [2]Run{
+        .{ .page_index = 0, .page_count = 1 },
+        .{ .page_index = 2, .page_count = 2 },
+    };
     @memcpy(body[@sizeOf(Region) + 8 ..], std.mem.sliceAsBytes(&runs));
     var record: RecordHeader = .{ .tag = 2, .body_size = body.len, .data_size = 3 * 4096 };
     try checkBody(&record, &body);
@@ -672,7 +675,8 @@ const Vector = struct {
 
 test "image: header vectors shared with the TypeScript mirror" {
     const allocator = std.testing.allocator;
-    const parsed = try std.json.parseFromSlice([]Vector, allocator, @embedFile("image_header_vectors"), .{});
+    const vectors_json = @embedFile("image_header_vectors");
+    const parsed = try std.json.parseFromSlice([]Vector, allocator, vectors_json, .{});
     defer parsed.deinit();
     try std.testing.expect(parsed.value.len > 0);
     for (parsed.value) |vector| {
@@ -696,7 +700,8 @@ test "image: header vectors shared with the TypeScript mirror" {
         @memcpy(header.program_name[0..v.program_name.len], v.program_name);
         @memcpy(header.kernel_release[0..v.kernel_release.len], v.kernel_release);
         header.header_checksum = headerChecksum(&header);
-        try std.testing.expectEqual(try std.fmt.parseInt(u64, vector.header_checksum, 16), header.header_checksum);
+        const expected_checksum = try std.fmt.parseInt(u64, vector.header_checksum, 16);
+        try std.testing.expectEqual(expected_checksum, header.header_checksum);
         var expected: [header_size]u8 = undefined;
         _ = try std.fmt.hexToBytes(&expected, vector.bytes);
         try std.testing.expectEqualSlices(u8, &expected, std.mem.asBytes(&header));

@@ -1,5 +1,6 @@
-//! `zig build format-manifest`: prints every wire and image struct's size, field offsets and enum values
-//! as JSON, so test/unit/format-mirror.test.ts can check the TypeScript mirror against it.
+//! `zig build format-manifest`: prints every wire and image struct's size, field offsets and
+//! enum values as JSON, so test/unit/format-mirror.test.ts can check the TypeScript mirror
+//! against it.
 const std = @import("std");
 const format = @import("format");
 

@@ -44,9 +44,11 @@ test "maps: a line is parsed with its path" {
     const mapping = parseLine(line) orelse return error.TestUnexpectedResult;
     try std.testing.expectEqual(@as(u64, 0x7f00a000), mapping.start);
     try std.testing.expectEqual(@as(u64, 0x1000), mapping.offset);
-    try std.testing.expectEqual(image.protection_read | image.protection_execute, mapping.protection);
+    const read_execute = image.protection_read | image.protection_execute;
+    try std.testing.expectEqual(read_execute, mapping.protection);
     try std.testing.expectEqualStrings("/usr/lib/ld.so (deleted)", mapping.path);
-    const anonymous = parseLine("1000-2000 rw-s 00000000 00:00 0 ") orelse return error.TestUnexpectedResult;
+    const anonymous = parseLine("1000-2000 rw-s 00000000 00:00 0 ") orelse
+        return error.TestUnexpectedResult;
     try std.testing.expect(anonymous.shared);
     try std.testing.expectEqualStrings("", anonymous.path);
     try std.testing.expect(parseLine("garbage") == null);

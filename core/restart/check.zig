@@ -53,10 +53,14 @@ fn checkRecords() void {
         image.checkBody(&record, body) catch fail("corrupt image: malformed record");
         const data_offset = image.dataOffset(offset, &record, state.header.page_size);
         if (data_offset + record.data_size > state.image_size) fail("truncated image");
-        if (!state.data_verified and hashData(data_offset, record.data_size) != record.data_checksum) {
+        if (!state.data_verified and
+            hashData(data_offset, record.data_size) != record.data_checksum)
+        {
             fail("corrupt image: memory checksum mismatch");
         }
-        if (record.tag == @intFromEnum(image.RecordTag.region)) collectRegion(body, record.data_size);
+        if (record.tag == @intFromEnum(image.RecordTag.region)) {
+            collectRegion(body, record.data_size);
+        }
         if (record.tag == @intFromEnum(image.RecordTag.signal_action)) noteAction(body);
         image.foldRecord(&records, &record);
         offset = image.nextOffset(offset, &record, state.header.page_size);
@@ -114,7 +118,12 @@ fn collectRegion(body: []const u8, data_size: u64) void {
 pub fn readAt(buffer: []u8, offset: u64) void {
     var done: usize = 0;
     while (done < buffer.len) {
-        const rc = linux.pread(state.image_fd, buffer[done..].ptr, buffer.len - done, @intCast(offset + done));
+        const rc = linux.pread(
+            state.image_fd,
+            buffer[done..].ptr,
+            buffer.len - done,
+            @intCast(offset + done),
+        );
         switch (linux.E.init(rc)) {
             .SUCCESS => if (rc == 0) fail("truncated image"),
             .INTR => continue,

@@ -27,7 +27,8 @@ pub fn mapAll() void {
         if (record.tag == @intFromEnum(image.RecordTag.region)) {
             const body = state.body[0..record.body_size];
             check.readAt(body, offset + image.record_header_size);
-            mapOne(body, image.dataOffset(offset, &record, state.header.page_size), record.data_checksum);
+            const data_offset = image.dataOffset(offset, &record, state.header.page_size);
+            mapOne(body, data_offset, record.data_checksum);
         }
         offset = image.nextOffset(offset, &record, state.header.page_size);
     }
@@ -141,13 +142,17 @@ fn mapFile(region: image.Region, path: []const u8, protection: usize) void {
     name[path.len] = 0;
     const flags: image.RegionFlags = @bitCast(region.flags);
     const writable_shared = flags.shared and region.protection & image.protection_write != 0;
-    const open_flags: linux.O = .{ .ACCMODE = if (writable_shared) .RDWR else .RDONLY, .CLOEXEC = true };
+    const open_flags: linux.O = .{
+        .ACCMODE = if (writable_shared) .RDWR else .RDONLY,
+        .CLOEXEC = true,
+    };
     const rc = linux.openat(linux.AT.FDCWD, @ptrCast(&name), open_flags, 0);
     if (linux.E.init(rc) != .SUCCESS) failPath("cannot open a mapped file: ", path);
     const fd: i32 = @intCast(rc);
     defer _ = linux.close(fd);
     const start: usize = @intCast(region.start);
-    const mapped = linux.mmap(@ptrFromInt(start), @intCast(region.end - region.start), protection, .{
+    const length: usize = @intCast(region.end - region.start);
+    const mapped = linux.mmap(@ptrFromInt(start), length, protection, .{
         .TYPE = if (flags.shared) .SHARED else .PRIVATE,
         .FIXED_NOREPLACE = true,
     }, fd, @intCast(region.file_offset));

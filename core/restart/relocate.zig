@@ -78,7 +78,8 @@ fn segments() Segments {
         if (phdr.p_type == elf.PT_PHDR) base = phdr_address - @as(usize, @intCast(phdr.p_vaddr));
         if (phdr.p_type != elf.PT_LOAD) continue;
         low = @min(low, std.mem.alignBackward(usize, @intCast(phdr.p_vaddr), state.page_size));
-        high = @max(high, std.mem.alignForward(usize, @intCast(phdr.p_vaddr + phdr.p_memsz), state.page_size));
+        const segment_end: usize = @intCast(phdr.p_vaddr + phdr.p_memsz);
+        high = @max(high, std.mem.alignForward(usize, segment_end, state.page_size));
     }
     if (base == null or high <= low) fail("cannot find our own segments");
     return .{ .base = base.?, .phdrs = phdrs, .low = low, .high = high };
@@ -112,7 +113,10 @@ pub fn findHole(size: u64) u64 {
 
 fn firstOverlap(start: u64, end: u64) ?state.Interval {
     // Once we moved, our own hole is taken too.
-    const hole: state.Interval = .{ .start = state.hole_start, .end = state.hole_start + state.hole_size };
+    const hole: state.Interval = .{
+        .start = state.hole_start,
+        .end = state.hole_start + state.hole_size,
+    };
     if (state.hole_size > 0 and hole.overlaps(start, end)) return hole;
     for (state.regions[0..state.region_count]) |interval| {
         if (interval.overlaps(start, end)) return interval;
@@ -140,7 +144,8 @@ pub fn moveAndContinue(next: *const fn (usize) callconv(.c) noreturn) noreturn {
     for (own.phdrs) |phdr| {
         if (phdr.p_type != elf.PT_LOAD) continue;
         const start = std.mem.alignBackward(usize, @intCast(phdr.p_vaddr), state.page_size);
-        const end = std.mem.alignForward(usize, @intCast(phdr.p_vaddr + phdr.p_memsz), state.page_size);
+        const segment_end: usize = @intCast(phdr.p_vaddr + phdr.p_memsz);
+        const end = std.mem.alignForward(usize, segment_end, state.page_size);
         const from: [*]const u8 = @ptrFromInt(own.base + start);
         const to: [*]u8 = @ptrFromInt(new_base + start);
         @memcpy(to[0 .. end - start], from[0 .. end - start]);
@@ -150,7 +155,8 @@ pub fn moveAndContinue(next: *const fn (usize) callconv(.c) noreturn) noreturn {
     const stack = state.hole_start + stack_offset;
     reserveFixed(stack, limits.restart_stack_size, linux.PROT.READ | linux.PROT.WRITE);
     arch.flushInstructionCache(new_base + own.low, image_span);
-    const moved: *const fn (usize) callconv(.c) noreturn = @ptrFromInt(@intFromPtr(next) - own.base + new_base);
+    const moved_address = @intFromPtr(next) - own.base + new_base;
+    const moved: *const fn (usize) callconv(.c) noreturn = @ptrFromInt(moved_address);
     arch.jumpOnStack(stack + limits.restart_stack_size, moved, 0);
 }
 
@@ -179,7 +185,9 @@ fn relocate(own: Segments, new_base: usize) void {
     const delta = new_base -% own.base;
     var dynamic: ?[*]const elf.Dyn = null;
     for (own.phdrs) |phdr| {
-        if (phdr.p_type == elf.PT_DYNAMIC) dynamic = @ptrFromInt(new_base + @as(usize, @intCast(phdr.p_vaddr)));
+        if (phdr.p_type == elf.PT_DYNAMIC) {
+            dynamic = @ptrFromInt(new_base + @as(usize, @intCast(phdr.p_vaddr)));
+        }
     }
     const entries = dynamic orelse return;
     var values = [_]usize{0} ** elf.DT_NUM;
@@ -189,7 +197,8 @@ fn relocate(own: Segments, new_base: usize) void {
         if (tag >= 0 and tag < elf.DT_NUM) values[@intCast(tag)] = @intCast(entries[index].d_val);
     }
     if (values[elf.DT_RELA] != 0) {
-        const relas = @as([*]const elf.Rela, @ptrFromInt(new_base + values[elf.DT_RELA]))[0 .. values[elf.DT_RELASZ] / @sizeOf(elf.Rela)];
+        const rela_table: [*]const elf.Rela = @ptrFromInt(new_base + values[elf.DT_RELA]);
+        const relas = rela_table[0 .. values[elf.DT_RELASZ] / @sizeOf(elf.Rela)];
         for (relas) |rela| {
             if (rela.r_type() != arch.relocation_relative) continue;
             const slot: *usize = @ptrFromInt(new_base + @as(usize, @intCast(rela.r_offset)));
@@ -197,18 +206,22 @@ fn relocate(own: Segments, new_base: usize) void {
         }
     }
     if (values[elf.DT_REL] != 0) {
-        const rels = @as([*]const elf.Rel, @ptrFromInt(new_base + values[elf.DT_REL]))[0 .. values[elf.DT_RELSZ] / @sizeOf(elf.Rel)];
+        const rel_table: [*]const elf.Rel = @ptrFromInt(new_base + values[elf.DT_REL]);
+        const rels = rel_table[0 .. values[elf.DT_RELSZ] / @sizeOf(elf.Rel)];
         for (rels) |rel| {
             if (rel.r_type() != arch.relocation_relative) continue;
             const slot: *usize = @ptrFromInt(new_base + @as(usize, @intCast(rel.r_offset)));
             slot.* +%= delta;
         }
     }
-    if (values[elf.DT_RELR] != 0) relocateRelr(new_base, values[elf.DT_RELR], values[elf.DT_RELRSZ], delta);
+    if (values[elf.DT_RELR] != 0) {
+        relocateRelr(new_base, values[elf.DT_RELR], values[elf.DT_RELRSZ], delta);
+    }
 }
 
 fn relocateRelr(new_base: usize, offset: usize, size: usize, delta: usize) void {
-    const relrs = @as([*]const elf.Relr, @ptrFromInt(new_base + offset))[0 .. size / @sizeOf(elf.Relr)];
+    const relr_table: [*]const elf.Relr = @ptrFromInt(new_base + offset);
+    const relrs = relr_table[0 .. size / @sizeOf(elf.Relr)];
     var current: [*]usize = undefined;
     for (relrs) |relr| {
         if (relr & 1 == 0) {
@@ -229,7 +242,8 @@ fn protect(own: Segments, new_base: usize) void {
     for (own.phdrs) |phdr| {
         if (phdr.p_type != elf.PT_LOAD) continue;
         const start = std.mem.alignBackward(usize, @intCast(phdr.p_vaddr), state.page_size);
-        const end = std.mem.alignForward(usize, @intCast(phdr.p_vaddr + phdr.p_memsz), state.page_size);
+        const segment_end: usize = @intCast(phdr.p_vaddr + phdr.p_memsz);
+        const end = std.mem.alignForward(usize, segment_end, state.page_size);
         var protection: usize = 0;
         if (phdr.p_flags & elf.PF_R != 0) protection |= linux.PROT.READ;
         if (phdr.p_flags & elf.PF_W != 0) protection |= linux.PROT.WRITE;

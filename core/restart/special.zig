@@ -75,7 +75,13 @@ pub fn move() void {
 fn remap(from: usize, size: usize, to: usize) void {
     assert(size > 0);
     if (from == to) return;
-    const rc = linux.mremap(@ptrFromInt(from), size, size, .{ .MAYMOVE = true, .FIXED = true }, @ptrFromInt(to));
+    const rc = linux.mremap(
+        @ptrFromInt(from),
+        size,
+        size,
+        .{ .MAYMOVE = true, .FIXED = true },
+        @ptrFromInt(to),
+    );
     if (linux.E.init(rc) != .SUCCESS or rc != to) fail("cannot move the vDSO to its old address");
 }
 
@@ -143,7 +149,9 @@ const Symbols = struct {
         const programs = table(elf.Phdr, bytes, header.e_phoff, header.e_phnum) orelse return null;
         var link_base: ?usize = null;
         for (programs) |program| {
-            if (program.p_type == elf.PT_LOAD and program.p_offset == 0) link_base = program.p_vaddr;
+            if (program.p_type == elf.PT_LOAD and program.p_offset == 0) {
+                link_base = program.p_vaddr;
+            }
         }
         for (sections) |section| {
             if (section.sh_type != elf.SHT_DYNSYM or section.sh_link >= sections.len) continue;

@@ -53,7 +53,8 @@ fn saveOne(context: *kinds.SaveContext, fd: i32) kinds.SaveError!void {
         .path_size = @intCast(@min(path.len, limits.path_size_max)),
     };
     _ = &record;
-    try context.writer.record(.descriptor, &.{ std.mem.asBytes(&record), path[0..record.path_size] }, &.{}, 0, 0);
+    const body = [_][]const u8{ std.mem.asBytes(&record), path[0..record.path_size] };
+    try context.writer.record(.descriptor, &body, &.{}, 0, 0);
 }
 
 fn classify(fd: i32, stat: *const linux.Stat, path: []const u8) image.DescriptorKind {
@@ -69,7 +70,8 @@ fn classify(fd: i32, stat: *const linux.Stat, path: []const u8) image.Descriptor
 
 fn restore(context: *kinds.RestoreContext, record: kinds.Record) kinds.RestoreError!void {
     assert(record.header.tag == @intFromEnum(image.RecordTag.descriptor));
-    const descriptor = std.mem.bytesToValue(image.Descriptor, record.body[0..@sizeOf(image.Descriptor)]);
+    const descriptor_bytes = record.body[0..@sizeOf(image.Descriptor)];
+    const descriptor = std.mem.bytesToValue(image.Descriptor, descriptor_bytes);
     const path = record.body[@sizeOf(image.Descriptor)..][0..descriptor.path_size];
     const fd = descriptor.fd;
     if (fd < 0) return error.BadRecord;
@@ -110,7 +112,14 @@ fn currentOffset(fd: i32) u64 {
         return if (linux.E.init(rc) == .SUCCESS) rc else 0;
     }
     var result: u64 = 0;
-    const rc = linux.syscall5(.llseek, @bitCast(@as(isize, fd)), 0, 0, @intFromPtr(&result), linux.SEEK.CUR);
+    const rc = linux.syscall5(
+        .llseek,
+        @bitCast(@as(isize, fd)),
+        0,
+        0,
+        @intFromPtr(&result),
+        linux.SEEK.CUR,
+    );
     return if (linux.E.init(rc) == .SUCCESS) result else 0;
 }
 
@@ -122,7 +131,14 @@ fn seek(fd: i32, offset: u64) void {
     const high: usize = @truncate(offset >> 32);
     const low: usize = @truncate(offset);
     var result: u64 = 0;
-    _ = linux.syscall5(.llseek, @bitCast(@as(isize, fd)), high, low, @intFromPtr(&result), linux.SEEK.SET);
+    _ = linux.syscall5(
+        .llseek,
+        @bitCast(@as(isize, fd)),
+        high,
+        low,
+        @intFromPtr(&result),
+        linux.SEEK.SET,
+    );
 }
 
 /// A descriptor of ours sits where a restored one must go: move ours to a free number.
@@ -138,7 +154,10 @@ test "files: a regular file is told from a terminal and /dev/null" {
     var stat: linux.Stat = std.mem.zeroes(linux.Stat);
     stat.mode = linux.S.IFREG | 0o644;
     try std.testing.expectEqual(image.DescriptorKind.regular, classify(5, &stat, "/tmp/a"));
-    try std.testing.expectEqual(image.DescriptorKind.inherit, classify(1, &stat, "/tmp/a (deleted)"));
+    try std.testing.expectEqual(
+        image.DescriptorKind.inherit,
+        classify(1, &stat, "/tmp/a (deleted)"),
+    );
     stat.mode = linux.S.IFCHR | 0o666;
     try std.testing.expectEqual(image.DescriptorKind.dev_null, classify(0, &stat, "/dev/null"));
     try std.testing.expectEqual(image.DescriptorKind.inherit, classify(2, &stat, "/dev/pts/3"));

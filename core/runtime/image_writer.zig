@@ -91,7 +91,9 @@ pub const Writer = struct {
         header.image_size = self.offset;
         header.records_checksum = self.records.final();
         header.header_checksum = image.headerChecksum(header);
-        var vector = [1]std.posix.iovec_const{.{ .base = std.mem.asBytes(header), .len = image.header_size }};
+        var vector = [1]std.posix.iovec_const{
+            .{ .base = std.mem.asBytes(header), .len = image.header_size },
+        };
         try self.writeVectors(&vector, 0);
     }
 
@@ -133,7 +135,8 @@ pub const Writer = struct {
 
 test "image_writer: records land at the offsets the format computes" {
     const path = "/tmp/dmtcp-image-writer-test.dmtcp";
-    const rc = linux.openat(linux.AT.FDCWD, path, .{ .ACCMODE = .RDWR, .CREAT = true, .TRUNC = true }, 0o600);
+    const flags: linux.O = .{ .ACCMODE = .RDWR, .CREAT = true, .TRUNC = true };
+    const rc = linux.openat(linux.AT.FDCWD, path, flags, 0o600);
     try std.testing.expectEqual(linux.E.SUCCESS, linux.E.init(rc));
     const fd: i32 = @intCast(rc);
     defer _ = linux.close(fd);

@@ -1,6 +1,7 @@
 //! Memory: every mapping of /proc/self/maps becomes one region record (or several, when its
 //! stored pages form more than `region_runs_max` runs or exceed `record_data_size_max`),
-//! carrying its pages as the record's data. mtcp_restart maps them back; the runtime has nothing to restore.
+//! carrying its pages as the record's data. mtcp_restart maps them back; the runtime has
+//! nothing to restore.
 //!
 //! Which pages are stored, decided per page from /proc/self/pagemap and the page's contents:
 //!   * anonymous, heap, stack, shared anonymous: pages that exist (present or swapped) and are
@@ -96,8 +97,12 @@ fn plan(mapping: *const Mapping, in_scratch: bool) ?Plan {
         return .{ .backing = .vvar_vclock, .flags = .{}, .mode = .none };
     }
     const shared: image.RegionFlags = .{ .shared = mapping.shared };
-    if (std.mem.eql(u8, path, "[heap]")) return .{ .backing = .heap, .flags = shared, .mode = .present };
-    if (std.mem.eql(u8, path, "[stack]")) return .{ .backing = .stack, .flags = shared, .mode = .present };
+    if (std.mem.eql(u8, path, "[heap]")) {
+        return .{ .backing = .heap, .flags = shared, .mode = .present };
+    }
+    if (std.mem.eql(u8, path, "[stack]")) {
+        return .{ .backing = .stack, .flags = shared, .mode = .present };
+    }
     if (path.len == 0 or path[0] != '/') {
         return .{ .backing = .anonymous, .flags = shared, .mode = .present };
     }
@@ -189,7 +194,8 @@ fn savePiece(
         assert(@intFromPtr(&marker) >= piece.start and @intFromPtr(&marker) < ours[1][1]);
         const size_now = size(piece);
         assert(size_now <= base.stack.len);
-        @memcpy(base.stack[0..size_now], @as([*]const u8, @ptrFromInt(address(piece.start)))[0..size_now]);
+        const live_stack: [*]const u8 = @ptrFromInt(address(piece.start));
+        @memcpy(base.stack[0..size_now], live_stack[0..size_now]);
         how.source = @intFromPtr(&base.stack);
     }
     try saveMapping(context, piece, how, pagemap_fd);
@@ -216,7 +222,11 @@ fn saveMapping(
     const page_total = size(mapping) / page_size;
     var made_readable = false;
     if (how.mode != .none and mapping.protection & image.protection_read == 0) {
-        const rc = linux.mprotect(@ptrFromInt(address(mapping.start)), size(mapping), linux.PROT.READ);
+        const rc = linux.mprotect(
+            @ptrFromInt(address(mapping.start)),
+            size(mapping),
+            linux.PROT.READ,
+        );
         made_readable = linux.E.init(rc) == .SUCCESS;
         if (!made_readable) {
             var empty: Part = .{ .mapping = mapping, .how = how, .first_page = 0 };
@@ -224,7 +234,11 @@ fn saveMapping(
         }
     }
     defer if (made_readable) {
-        _ = linux.mprotect(@ptrFromInt(address(mapping.start)), size(mapping), protectionBits(mapping.protection));
+        _ = linux.mprotect(
+            @ptrFromInt(address(mapping.start)),
+            size(mapping),
+            protectionBits(mapping.protection),
+        );
     };
     var part: Part = .{ .mapping = mapping, .how = how, .first_page = 0 };
     var original = Original.open(mapping, how.mode, pagemap_fd);
@@ -330,7 +344,12 @@ fn isZero(page_address: usize, page_size: usize) bool {
     return true;
 }
 
-fn addPage(context: *kinds.SaveContext, part: *Part, page: u64, page_address: usize) kinds.SaveError!void {
+fn addPage(
+    context: *kinds.SaveContext,
+    part: *Part,
+    page: u64,
+    page_address: usize,
+) kinds.SaveError!void {
     const page_size = context.page_size;
     const runs = &scratch.?.runs;
     const relative = page - part.first_page;
@@ -368,10 +387,11 @@ fn writePart(context: *kinds.SaveContext, part: *Part, end_page: u64) kinds.Save
     // Shared memory no file holds: restart shares it again between the processes that map
     // it, found by inode (docs/processes.md).
     const shared_object = part.how.flags.shared and part.how.flags.deleted;
+    const has_file_offset = part.how.backing == .file or shared_object;
     const region: image.Region = .{
         .start = start,
         .end = mapping.start + end_page * page_size,
-        .file_offset = if (part.how.backing == .file or shared_object) mapping.offset + part.first_page * page_size else 0,
+        .file_offset = if (has_file_offset) mapping.offset + part.first_page * page_size else 0,
         .page_count = part.page_count,
         .protection = mapping.protection,
         .flags = @bitCast(part.how.flags),
@@ -383,8 +403,9 @@ fn writePart(context: *kinds.SaveContext, part: *Part, end_page: u64) kinds.Save
     const padding = [_]u8{0} ** 8;
     const pad = (8 - (@sizeOf(image.Region) + path.len) % 8) % 8;
     for (runs[0..part.run_count], 0..) |run, index| {
+        const run_source = part.how.source + (part.first_page + run.page_index) * page_size;
         vectors[index] = .{
-            .base = @ptrFromInt(address(part.how.source + (part.first_page + run.page_index) * page_size)),
+            .base = @ptrFromInt(address(run_source)),
             .len = @intCast(run.page_count * page_size),
         };
     }

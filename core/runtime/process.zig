@@ -115,9 +115,18 @@ fn restore(context: *kinds.RestoreContext, record: kinds.Record) kinds.RestoreEr
         .env_start = process.env_start,
         .env_end = process.env_end,
     };
-    const rc = linux.prctl(@intFromEnum(linux.PR.SET_MM), pr_set_mm_map, @intFromPtr(&map), @sizeOf(MmMap), 0);
+    const rc = linux.prctl(
+        @intFromEnum(linux.PR.SET_MM),
+        pr_set_mm_map,
+        @intFromPtr(&map),
+        @sizeOf(MmMap),
+        0,
+    );
     if (linux.E.init(rc) != .SUCCESS) {
-        kinds.warn(&.{"dmtcp: restart: the heap cannot grow with brk (PR_SET_MM_MAP: "}, @tagName(linux.E.init(rc)));
+        kinds.warn(
+            &.{"dmtcp: restart: the heap cannot grow with brk (PR_SET_MM_MAP: "},
+            @tagName(linux.E.init(rc)),
+        );
     }
 }
 

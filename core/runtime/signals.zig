@@ -48,7 +48,8 @@ fn save(context: *kinds.SaveContext) kinds.SaveError!void {
 fn restore(context: *kinds.RestoreContext, record: kinds.Record) kinds.RestoreError!void {
     _ = context;
     assert(record.header.tag == @intFromEnum(image.RecordTag.signal_action));
-    const saved = std.mem.bytesToValue(image.SignalAction, record.body[0..@sizeOf(image.SignalAction)]);
+    const saved_bytes = record.body[0..@sizeOf(image.SignalAction)];
+    const saved = std.mem.bytesToValue(image.SignalAction, saved_bytes);
     if (saved.signal == 0 or saved.signal > signal_count) return error.BadRecord;
     const action: KernelAction = .{
         .handler = @intCast(saved.handler),
@@ -64,8 +65,17 @@ test "signals: a disposition survives save and restore" {
     var action: KernelAction = undefined;
     const rc = linux.syscall4(.rt_sigaction, linux.SIG.WINCH, 0, @intFromPtr(&action), 8);
     try std.testing.expectEqual(linux.E.SUCCESS, linux.E.init(rc));
-    var record_header: image.RecordHeader = .{ .tag = @intFromEnum(image.RecordTag.signal_action), .body_size = @sizeOf(image.SignalAction) };
-    const saved: image.SignalAction = .{ .signal = linux.SIG.WINCH, .handler = 1, .flags = 0, .restorer = 0, .mask = 0 };
+    var record_header: image.RecordHeader = .{
+        .tag = @intFromEnum(image.RecordTag.signal_action),
+        .body_size = @sizeOf(image.SignalAction),
+    };
+    const saved: image.SignalAction = .{
+        .signal = linux.SIG.WINCH,
+        .handler = 1,
+        .flags = 0,
+        .restorer = 0,
+        .mask = 0,
+    };
     var body: [@sizeOf(image.SignalAction)]u8 align(8) = std.mem.toBytes(saved);
     var fd: i32 = -1;
     var info: image.RestartInfo = undefined;

@@ -109,7 +109,15 @@ export class Sandbox {
     timeoutMs = 10000,
   ): Promise<{ port: number; process: Running }> {
     const portFile = this.path(`port-${this.processes.length}`);
-    const running = this.spawn([executable, "coordinator", "-p", "0", "--port-file", portFile, ...args]);
+    const running = this.spawn([
+      executable,
+      "coordinator",
+      "-p",
+      "0",
+      "--port-file",
+      portFile,
+      ...args,
+    ]);
     const port: number = await until(
       () => (existsSync(portFile) ? Number(readFileSync(portFile, "utf8")) : 0),
       { what: "the coordinator's port file", timeoutMs },

@@ -22,7 +22,10 @@ function dynamicSymbols(path: string, which: "--defined-only" | "--undefined-onl
 
 describe("the native parts", () => {
   for (const arch of ARCHS) {
-    test(`${arch} libdmtcp.so exports only dmtcp_ symbols and the pid and signal wrappers, and imports no allocator or stdio`, () => {
+    const exportsTitle =
+      `${arch} libdmtcp.so exports only dmtcp_ symbols and the pid and signal wrappers, ` +
+      "and imports no allocator or stdio";
+    test(exportsTitle, () => {
       const library = join(ROOT, "zig-out", arch, "libdmtcp.so");
       const exported = dynamicSymbols(library, "--defined-only");
       expect(exported.length).toBeGreaterThan(0);

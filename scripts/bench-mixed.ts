@@ -9,7 +9,11 @@ import { join } from "node:path";
 const root = join(import.meta.dir, "..");
 const dmtcp = join(root, "dist", "dmtcp-linux-x64");
 const dir = mkdtempSync(join(tmpdir(), "dmtcp-bench-mixed-"));
-const env = { ...process.env, XDG_RUNTIME_DIR: join(dir, "run"), DMTCP_TMPDIR: dir } as Record<string, string>;
+const env = {
+  ...process.env,
+  XDG_RUNTIME_DIR: join(dir, "run"),
+  DMTCP_TMPDIR: dir,
+} as Record<string, string>;
 const cycles = Number(process.argv[2] ?? 7);
 const PAIRS = [["x86_64", "x86_64"], ["i386", "i386"], ["x86_64", "i386"], ["i386", "x86_64"]];
 
@@ -36,15 +40,24 @@ function killWorkers(port: string): void {
   }
 }
 
-async function pair(parent: string, child: string): Promise<{ checkpoint: number[]; restart: number[] }> {
+async function pair(
+  parent: string,
+  child: string,
+): Promise<{ checkpoint: number[]; restart: number[] }> {
   const ckpt = join(dir, `ckpt-${parent}-${child}`);
   mkdirSync(ckpt, { recursive: true });
   const portFile = join(dir, `port-${parent}-${child}`);
-  const coordinator = Bun.spawn([dmtcp, "coordinator", "-p", "0", "--port-file", portFile, "-c", ckpt], { env, stderr: "ignore" });
+  const coordinator = Bun.spawn(
+    [dmtcp, "coordinator", "-p", "0", "--port-file", portFile, "-c", ckpt],
+    { env, stderr: "ignore" },
+  );
   await until(() => Bun.file(portFile).size > 0);
   const port = await Bun.file(portFile).text();
   const program = (arch: string) => join(root, "zig-out", arch, "test", "mixed_pair");
-  let running = Bun.spawn([dmtcp, "launch", "-p", port, "-c", ckpt, program(parent), program(child), "20"], { env, stdout: "ignore" });
+  let running = Bun.spawn(
+    [dmtcp, "launch", "-p", port, "-c", ckpt, program(parent), program(child), "20"],
+    { env, stdout: "ignore" },
+  );
   const checkpoint: number[] = [];
   const restart: number[] = [];
   for (let cycle = 0; cycle < cycles; cycle++) {
@@ -54,7 +67,9 @@ async function pair(parent: string, child: string): Promise<{ checkpoint: number
     checkpoint.push(performance.now() - start);
     killWorkers(port);
     await until(() => status(port).peers === 0);
-    const images = readdirSync(ckpt).filter((name) => name.endsWith(".dmtcp")).map((name) => join(ckpt, name));
+    const images = readdirSync(ckpt)
+      .filter((name) => name.endsWith(".dmtcp"))
+      .map((name) => join(ckpt, name));
     const restartStart = performance.now();
     running = Bun.spawn([dmtcp, "restart", "-p", port, ...images], { env, stdout: "ignore" });
     await until(() => { const s = status(port); return s.peers === 2 && s.running; });
@@ -75,7 +90,10 @@ try {
   console.log(`| parent | child | checkpoint ms | restart ms |  (medians of ${cycles})`);
   for (const [parent, child] of PAIRS) {
     const { checkpoint, restart } = await pair(parent!, child!);
-    console.log(`| ${parent} | ${child} | ${median(checkpoint).toFixed(1)} | ${median(restart).toFixed(1)} |`);
+    console.log(
+      `| ${parent} | ${child} | ${median(checkpoint).toFixed(1)} | ` +
+        `${median(restart).toFixed(1)} |`,
+    );
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -32,7 +32,9 @@ export function failCode(env: Record<string, string | undefined>): number {
 }
 
 export function describe(error: unknown): string {
-  if (error instanceof DmtcpError) return error.hint ? `${error.message}\n  ${error.hint}` : error.message;
+  if (error instanceof DmtcpError) {
+    return error.hint ? `${error.message}\n  ${error.hint}` : error.message;
+  }
   if (error instanceof Error) return error.message;
   return String(error);
 }

@@ -78,7 +78,8 @@ export function coordinatorTarget(parsed: ParsedArgv, env: Env): CoordinatorTarg
   if (modes.length > 1) {
     throw new UsageError(`choose one of --${modes.join(", --")}`);
   }
-  const mode = modes[0] === "join-coordinator" ? "join" : modes[0] === "new-coordinator" ? "new" : "any";
+  const mode =
+    modes[0] === "join-coordinator" ? "join" : modes[0] === "new-coordinator" ? "new" : "any";
   const portFile = pick(parsed, "port-file", env, []);
   return {
     host: host ? check(schemas.host, host.value, host.source) : DEFAULT_HOST,

@@ -109,7 +109,8 @@ fn unmapOldSelf() void {
     for (state.own[0..state.own_count]) |interval| {
         if (interval.start >= state.hole_start and interval.end <= hole_end) continue;
         if (isSpecial(interval) or isKept(interval)) continue;
-        _ = linux.munmap(@ptrFromInt(@as(usize, @intCast(interval.start))), @intCast(interval.end - interval.start));
+        const start: usize = @intCast(interval.start);
+        _ = linux.munmap(@ptrFromInt(start), @intCast(interval.end - interval.start));
     }
 }
 

@@ -68,7 +68,12 @@ pub fn run(request: *const protocol.Header) connection.Error!void {
     try barrier(.written, .checkpointed);
     var status: protocol.Status = .success;
     if (outcome == .written) {
-        const rc = linux.renameat(linux.AT.FDCWD, @ptrCast(&temp_path), linux.AT.FDCWD, @ptrCast(&final_path));
+        const rc = linux.renameat(
+            linux.AT.FDCWD,
+            @ptrCast(&temp_path),
+            linux.AT.FDCWD,
+            @ptrCast(&final_path),
+        );
         if (linux.E.init(rc) != .SUCCESS) setReason("rename failed: ", "", linux.E.init(rc));
     }
     if (reason.len > 0) {
@@ -162,7 +167,9 @@ fn imageHeader() image.Header {
     };
     var now: linux.timespec = undefined;
     _ = linux.syscall2(.clock_gettime, @intFromEnum(linux.CLOCK.REALTIME), @intFromPtr(&now));
-    header.creation_time_ns = @as(u64, @intCast(now.sec)) * std.time.ns_per_s + @as(u64, @intCast(now.nsec));
+    const seconds: u64 = @intCast(now.sec);
+    const nanoseconds: u64 = @intCast(now.nsec);
+    header.creation_time_ns = seconds * std.time.ns_per_s + nanoseconds;
     const name = worker.state.identity().name;
     const size = @min(name.len, header.program_name.len - 1);
     @memcpy(header.program_name[0..size], name[0..size]);

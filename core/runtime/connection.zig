@@ -225,7 +225,14 @@ pub fn receive(fd: i32, header: *protocol.Header, payload: []u8) Error!usize {
 fn writeAll(fd: i32, bytes: []const u8) Error!void {
     var done: usize = 0;
     while (done < bytes.len) {
-        const rc = linux.sendto(fd, bytes[done..].ptr, bytes.len - done, linux.MSG.NOSIGNAL, null, 0);
+        const rc = linux.sendto(
+            fd,
+            bytes[done..].ptr,
+            bytes.len - done,
+            linux.MSG.NOSIGNAL,
+            null,
+            0,
+        );
         switch (linux.E.init(rc)) {
             .SUCCESS => done += rc,
             .INTR => {},

@@ -133,7 +133,8 @@ test "environment: parses the launcher's variables and rewrites the fd in place"
     try std.testing.expectEqualStrings("/tmp/ckpt", settings.checkpointDir());
     try std.testing.expectEqual(std.os.linux.SIG.USR2, settings.checkpoint_signal);
     writeFd(settings.fd_value.?, 7, 99, 41000);
-    try std.testing.expectEqualStrings("DMTCP_COORD_FD=0000000007:0000000099:0000041000", &fd_entry);
+    const expected_entry = "DMTCP_COORD_FD=0000000007:0000000099:0000041000";
+    try std.testing.expectEqualStrings(expected_entry, &fd_entry);
 }
 
 test "environment: without a token the runtime stays disabled" {

@@ -38,7 +38,9 @@ pub fn entry(info_pointer: *const image.RestartInfo) callconv(.c) noreturn {
     _ = linux.clock_gettime(.MONOTONIC, &time);
     entered_ns = @as(u64, @intCast(time.sec)) * std.time.ns_per_s + @as(u64, @intCast(time.nsec));
     info = info_pointer.*;
-    if (info.version != image.restart_info_version) @panic("restart: mtcp_restart of another version");
+    if (info.version != image.restart_info_version) {
+        @panic("restart: mtcp_restart of another version");
+    }
     threads.fixMainTid();
     spares.forgetAfterRestart();
     emulator.noteForeignThreads();
@@ -81,7 +83,8 @@ fn restoreRecords() void {
         inline for (kinds.list) |entry_kind| {
             if (record.tag == @intFromEnum(entry_kind.tag)) {
                 entry_kind.restore(&context, view) catch |err| {
-                    kinds.warn(&.{"dmtcp: restart: restoring " ++ @tagName(entry_kind.tag) ++ ": "}, @errorName(err));
+                    const prefix = "dmtcp: restart: restoring " ++ @tagName(entry_kind.tag) ++ ": ";
+                    kinds.warn(&.{prefix}, @errorName(err));
                 };
             }
         }
@@ -92,9 +95,16 @@ fn restoreRecords() void {
 fn readAt(buffer: []u8, offset: u64) void {
     var done: usize = 0;
     while (done < buffer.len) {
-        const rc = linux.pread(info.image_fd, buffer[done..].ptr, buffer.len - done, @intCast(offset + done));
+        const rc = linux.pread(
+            info.image_fd,
+            buffer[done..].ptr,
+            buffer.len - done,
+            @intCast(offset + done),
+        );
         if (linux.E.init(rc) == .INTR) continue;
-        if (linux.E.init(rc) != .SUCCESS or rc == 0) @panic("restart: the image cannot be read again");
+        if (linux.E.init(rc) != .SUCCESS or rc == 0) {
+            @panic("restart: the image cannot be read again");
+        }
         done += rc;
     }
 }
@@ -118,9 +128,10 @@ pub fn rejoin() connection.Error!bool {
         return true;
     }
     if (!worker.state.settings.enabled) return false;
-    const new_fd = try connection.connect(worker.state.settings.address, worker.state.settings.port);
+    const settings = &worker.state.settings;
+    const new_fd = try connection.connect(settings.address, settings.port);
     errdefer _ = linux.close(new_fd);
-    _ = try connection.helloRestart(new_fd, &worker.state.settings.token, worker.state.identity(), .{
+    _ = try connection.helloRestart(new_fd, &settings.token, worker.state.identity(), .{
         .worker_id = worker.state.worker_id,
         .computation_id = worker.state.computation_id,
         .generation = worker.state.generation,

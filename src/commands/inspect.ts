@@ -3,7 +3,14 @@
 import { defineCommand } from "citty";
 import { UsageError } from "../errors";
 import type { ParsedArgv } from "../args";
-import { Backing, DescriptorKind, ThreadRole, TimerKind, readImage, type Image } from "../format/image";
+import {
+  Backing,
+  DescriptorKind,
+  ThreadRole,
+  TimerKind,
+  readImage,
+  type Image,
+} from "../format/image";
 import { executableFor } from "../native/cache";
 import type { ArchName } from "../native/elf";
 

@@ -7,7 +7,10 @@ import { FileError, UsageError } from "../errors";
 import { toolNames } from "./index";
 
 export default defineCommand({
-  meta: { name: "install-links", description: "Create dmtcp_launch, dmtcp_command, ... links in DIR" },
+  meta: {
+    name: "install-links",
+    description: "Create dmtcp_launch, dmtcp_command, ... links in DIR",
+  },
   args: {
     dir: { type: "positional", description: "Directory for the links", required: true },
     help: { type: "boolean", description: "Show this help" },

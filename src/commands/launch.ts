@@ -50,7 +50,13 @@ export async function launch(parsed: ParsedArgv, env: options.Env): Promise<neve
   }
   const target = options.coordinatorTarget(parsed, env);
   const intervalS = options.intervalS(parsed, env);
-  const ckptDir = options.directory(parsed, "ckptdir", env, ["DMTCP_CHECKPOINT_DIR"], process.cwd());
+  const ckptDir = options.directory(
+    parsed,
+    "ckptdir",
+    env,
+    ["DMTCP_CHECKPOINT_DIR"],
+    process.cwd(),
+  );
   const signal = options.ckptSignal(parsed, env);
   const gzip = options.gzip(parsed, env);
   const tmpDir = options.tmpDir(parsed, env);

@@ -56,7 +56,9 @@ function imagePaths(parsed: ParsedArgv): string[] {
     } catch {
       throw new UsageError(`cannot read the restart directory '${directory}'`);
     }
-    const images = names.filter((name) => name.endsWith(".dmtcp")).map((name) => join(directory, name));
+    const images = names
+      .filter((name) => name.endsWith(".dmtcp"))
+      .map((name) => join(directory, name));
     if (images.length === 0) throw new UsageError(`no *.dmtcp images in '${directory}'`);
     return images.map((path) => resolve(path));
   }
@@ -112,7 +114,10 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
   // One connection per image: mtcp_restart forks the tree and hands each process its own.
   const joined = await joinComputation(target, registration(first), env,
     ["-c", ckptDir, ...(intervalS === undefined ? [] : ["-i", String(intervalS)])]);
-  const connections = [joined, ...images.slice(1).map((image) => joinAgain(joined, registration(image)))];
+  const connections = [
+    joined,
+    ...images.slice(1).map((image) => joinAgain(joined, registration(image))),
+  ];
   if (target.portFile) writePortFile(target.portFile, joined.port);
   const image = first;
   const program = restartProgram(natives, image.header.archName as ArchName);

@@ -140,7 +140,10 @@ function linkPlatforms(directory: string): void {
     for (const arch of carriedArchs()) {
       for (const platform of PLATFORMS[arch]) {
         mkdirSync(join(temporary, platform), { recursive: true, mode: 0o755 });
-        symlinkSync(join("..", "..", arch, "libdmtcp.so"), join(temporary, platform, "libdmtcp.so"));
+        symlinkSync(
+          join("..", "..", arch, "libdmtcp.so"),
+          join(temporary, platform, "libdmtcp.so"),
+        );
       }
     }
     renameSync(temporary, target);

@@ -115,7 +115,9 @@ function parseElf(head: Uint8Array, path: string): Omit<ProgramInfo, "path" | "e
   const machine = view.getUint16(18, true);
   const arch = MACHINES[machine];
   if (arch === undefined) {
-    throw new ProgramError(`cannot run '${path}': built for ELF machine ${machine}, not one we support`);
+    throw new ProgramError(
+      `cannot run '${path}': built for ELF machine ${machine}, not one we support`,
+    );
   }
   return { arch, bits, dynamic: hasInterpreter(view, bits) };
 }

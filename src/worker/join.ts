@@ -82,7 +82,10 @@ export async function joinComputation(
   }
   const fd = tryConnect(address, port);
   if (fd === undefined) throw new CoordinatorError(`the new coordinator on port ${port} vanished`);
-  return register(fd, target.host, address, port, registration, { ...env, DMTCP_COORD_TOKEN: hex(token) });
+  return register(fd, target.host, address, port, registration, {
+    ...env,
+    DMTCP_COORD_TOKEN: hex(token),
+  });
 }
 
 /// Registers one more process with the coordinator `joined` reached: a restart of several

@@ -93,8 +93,17 @@ describe("dmtcp launch", () => {
     // opened, and close it as one of the parent's: it then never joined (1 run in 2 here).
     for (let round = 0; round < 3; round++) {
       const { port } = await sandbox.coordinator();
-      const burst = sandbox.spawn([DMTCP, "launch", "-p", String(port), program("fork_burst"), "64"]);
-      await until(() => sandbox.status(port).peers === 65, { what: "the parent and its 64 children" });
+      const burst = sandbox.spawn([
+        DMTCP,
+        "launch",
+        "-p",
+        String(port),
+        program("fork_burst"),
+        "64",
+      ]);
+      await until(() => sandbox.status(port).peers === 65, {
+        what: "the parent and its 64 children",
+      });
       burst.child.kill("SIGKILL");
       await burst.exited();
       await until(() => sandbox.status(port).peers === 0, { what: "the children to end with it" });

@@ -45,7 +45,10 @@ interface Timing {
 /// Checkpoint (blocking), kill every process, restart them all; resolves once every worker
 /// runs again.
 async function cycle(c: Computation, workers: number): Promise<{ restarted: Running } & Timing> {
-  await until(() => sandbox.status(Number(c.port)).peers === workers, { what: "every worker", timeoutMs: 60000 });
+  await until(() => sandbox.status(Number(c.port)).peers === workers, {
+    what: "every worker",
+    timeoutMs: 60000,
+  });
   const start = performance.now();
   const result = sandbox.run(["command", "-p", c.port, "--bcheckpoint"]);
   const checkpointMs = performance.now() - start;
@@ -147,7 +150,10 @@ describe("process trees", () => {
       await until(() => rounds(running).length >= 3, { what: "the pool to work" });
       ({ restarted: running } = await cycle(c, 5));
     }
-    await until(() => running.stdout.includes("done"), { what: "the pool to finish", timeoutMs: 60000 });
+    await until(() => running.stdout.includes("done"), {
+      what: "the pool to finish",
+      timeoutMs: 60000,
+    });
     const expected = Array.from({ length: 1200 }, (_, x) => x * x).reduce((a, b) => a + b, 0);
     expect(running.lines().at(-1)).toBe(`done ${expected}`);
     for (const line of running.lines().slice(0, -1)) {
@@ -183,7 +189,9 @@ describe("process trees", () => {
     expect(result.code).toBe(0);
     const atRequest = rounds(first).at(-1)!;
     for (const pid of workerPids(c)) process.kill(pid, "SIGKILL");
-    await until(() => sandbox.status(Number(c.port)).peers === 0, { what: "every worker to leave" });
+    await until(() => sandbox.status(Number(c.port)).peers === 0, {
+      what: "every worker to leave",
+    });
     const restarted = sandbox.spawn(["bash", join(c.ckptDir, "dmtcp_restart_script.sh")]);
     await until(() => {
       const status = sandbox.status(Number(c.port));
@@ -196,17 +204,20 @@ describe("process trees", () => {
     expect(restarted.lines().every((line) => line.endsWith(" ok"))).toBe(true);
   });
 
-  test("a program started with dmtcp nocheckpoint from inside a computation stays out", async () => {
-    const c = await computation();
-    const script = `${DMTCP} nocheckpoint ${program("counter")} 20 & wait`;
-    const running = launch(c, ["/bin/sh", "-c", script]);
-    await until(() => rounds(running).length >= 5, { what: "the program to count" });
-    await until(() => sandbox.status(Number(c.port)).peers === 1, { what: "only sh to remain" });
-    const list = sandbox.run(["command", "-p", c.port, "--list"]).stdout;
-    expect(list).toContain("sh[");
-    expect(list).not.toContain("counter");
-    expect(list).not.toContain("dmtcp");
-  });
+  test(
+    "a program started with dmtcp nocheckpoint from inside a computation stays out",
+    async () => {
+      const c = await computation();
+      const script = `${DMTCP} nocheckpoint ${program("counter")} 20 & wait`;
+      const running = launch(c, ["/bin/sh", "-c", script]);
+      await until(() => rounds(running).length >= 5, { what: "the program to count" });
+      await until(() => sandbox.status(Number(c.port)).peers === 1, { what: "only sh to remain" });
+      const list = sandbox.run(["command", "-p", c.port, "--list"]).stdout;
+      expect(list).toContain("sh[");
+      expect(list).not.toContain("counter");
+      expect(list).not.toContain("dmtcp");
+    },
+  );
 
   test("socketpairs and an accepted Unix connection come back with their bytes", async () => {
     const c = await computation();

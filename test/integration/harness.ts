@@ -2,7 +2,7 @@
 // a private sandbox per test (its own runtime dir for tokens, its own coordinators on port 0),
 // and polling with deadlines instead of sleeps.
 import type { Subprocess } from "bun";
-import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -55,6 +55,12 @@ export interface RunResult {
   stderr: string;
 }
 
+/// A coordinator of a test's own and the directory its images go to.
+export interface Computation {
+  port: string;
+  ckptDir: string;
+}
+
 export class Sandbox {
   readonly dir = mkdtempSync(join(tmpdir(), "dmtcp-it-"));
   readonly env: Record<string, string>;
@@ -103,6 +109,24 @@ export class Sandbox {
   }
 
   /// A private coordinator on a free port; resolves once it listens.
+  /// A private coordinator whose images and restart script go to <sandbox>/ckpt.
+  async computation(executable = DMTCP, timeoutMs = 10000): Promise<Computation> {
+    const ckptDir = this.path("ckpt");
+    mkdirSync(ckptDir, { recursive: true });
+    const { port } = await this.coordinator(["-c", ckptDir], executable, timeoutMs);
+    return { port: String(port), ckptDir };
+  }
+
+  /// `dmtcp launch` of argv as a worker of `c`, writing its images to c's directory.
+  launch(
+    c: Computation,
+    argv: string[],
+    stdin: "pipe" | "ignore" = "ignore",
+    executable = DMTCP,
+  ): Running {
+    return this.spawn([executable, "launch", "-p", c.port, "-c", c.ckptDir, ...argv], { stdin });
+  }
+
   async coordinator(
     args: string[] = [],
     executable = DMTCP,

@@ -2,29 +2,19 @@
 // kills every process, restarts the whole tree from its images in one `dmtcp restart`, and
 // checks that it goes on (ids, pipes, shared memory, zombies), for two cycles.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { DMTCP, program, Sandbox, until, type Running } from "./harness";
+import {
+  DMTCP, program, Sandbox, until, type Computation, type Running,
+} from "./harness";
 
 let sandbox: Sandbox;
 beforeEach(() => (sandbox = new Sandbox()));
 afterEach(() => sandbox.cleanup());
 
-interface Computation {
-  port: string;
-  ckptDir: string;
-}
-
-async function computation(): Promise<Computation> {
-  const ckptDir = sandbox.path("ckpt");
-  mkdirSync(ckptDir, { recursive: true });
-  const { port } = await sandbox.coordinator(["-c", ckptDir]);
-  return { port: String(port), ckptDir };
-}
-
-function launch(c: Computation, argv: string[]): Running {
-  return sandbox.spawn([DMTCP, "launch", "-p", c.port, "-c", c.ckptDir, ...argv]);
-}
+const computation = () => sandbox.computation();
+const launch = (c: Computation, argv: string[], stdin: "pipe" | "ignore" = "ignore") =>
+  sandbox.launch(c, argv, stdin);
 
 /// Real pids of the workers, from `--list` ("name[virtual:real]@host").
 function workerPids(c: Computation): number[] {

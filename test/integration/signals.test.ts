@@ -2,29 +2,18 @@
 // and their flags, masks, alternate signal stacks, interval and POSIX timers, and signals
 // pending at the checkpoint, which must arrive after the restart exactly once.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { mkdirSync } from "node:fs";
 import type { FileSink } from "bun";
-import { DMTCP, findImage, program, Sandbox, until, type Running } from "./harness";
+import {
+  DMTCP, findImage, program, Sandbox, until, type Computation, type Running,
+} from "./harness";
 
 let sandbox: Sandbox;
 beforeEach(() => (sandbox = new Sandbox()));
 afterEach(() => sandbox.cleanup());
 
-interface Computation {
-  port: string;
-  ckptDir: string;
-}
-
-async function computation(): Promise<Computation> {
-  const ckptDir = sandbox.path("ckpt");
-  mkdirSync(ckptDir, { recursive: true });
-  const { port } = await sandbox.coordinator(["-c", ckptDir]);
-  return { port: String(port), ckptDir };
-}
-
-function launch(c: Computation, argv: string[], stdin: "pipe" | "ignore" = "ignore"): Running {
-  return sandbox.spawn([DMTCP, "launch", "-p", c.port, "-c", c.ckptDir, ...argv], { stdin });
-}
+const computation = () => sandbox.computation();
+const launch = (c: Computation, argv: string[], stdin: "pipe" | "ignore" = "ignore") =>
+  sandbox.launch(c, argv, stdin);
 
 async function checkpoint(c: Computation): Promise<void> {
   await until(() => sandbox.status(Number(c.port)).running, { what: "the computation to run" });

@@ -2,10 +2,12 @@
 // compute, hold and wait on mutexes and condition variables, block in read(), are created and
 // joined in a loop, run Python's threading module; and a stress run of many checkpoints in a row.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { FileSink } from "bun";
-import { DMTCP, findImage, program, ROOT, Sandbox, until, type Running } from "./harness";
+import {
+  DMTCP, findImage, program, ROOT, Sandbox, until, type Computation, type Running,
+} from "./harness";
 import { requestCoordinator } from "../../src/coordinator/client";
 import { readToken } from "../../src/coordinator/token";
 import { Command, Status } from "../../src/format/protocol";
@@ -14,21 +16,9 @@ let sandbox: Sandbox;
 beforeEach(() => (sandbox = new Sandbox()));
 afterEach(() => sandbox.cleanup());
 
-interface Computation {
-  port: string;
-  ckptDir: string;
-}
-
-async function computation(): Promise<Computation> {
-  const ckptDir = sandbox.path("ckpt");
-  mkdirSync(ckptDir, { recursive: true });
-  const { port } = await sandbox.coordinator(["-c", ckptDir]);
-  return { port: String(port), ckptDir };
-}
-
-function launch(c: Computation, argv: string[], stdin: "pipe" | "ignore" = "ignore"): Running {
-  return sandbox.spawn([DMTCP, "launch", "-p", c.port, "-c", c.ckptDir, ...argv], { stdin });
-}
+const computation = () => sandbox.computation();
+const launch = (c: Computation, argv: string[], stdin: "pipe" | "ignore" = "ignore") =>
+  sandbox.launch(c, argv, stdin);
 
 function blockingCheckpoint(c: Computation): void {
   const result = sandbox.run(["command", "-p", c.port, "--bcheckpoint"]);

@@ -121,7 +121,7 @@ pub fn dropRestartProgram() void {
 /// known. False when there is no coordinator: the program then runs unmanaged.
 pub fn rejoin() connection.Error!bool {
     const fd = info.coordinator_fd;
-    if (fd >= 0 and isSocket(fd)) {
+    if (fd >= 0 and worker.isSocket(fd)) {
         worker.adopt(fd);
         // The restarter registered us under its own pid: say which process we are.
         try worker.announce();
@@ -139,12 +139,6 @@ pub fn rejoin() connection.Error!bool {
     });
     worker.adopt(new_fd);
     return true;
-}
-
-fn isSocket(fd: i32) bool {
-    var stat: linux.Stat = undefined;
-    if (linux.E.init(linux.fstat(fd, &stat)) != .SUCCESS) return false;
-    return linux.S.ISSOCK(stat.mode);
 }
 
 comptime {

@@ -83,7 +83,8 @@ fn setHost() void {
     @memcpy(state.host_buffer[0..state.host_size], node[0..state.host_size]);
 }
 
-fn isSocket(fd: i32) bool {
+/// True when fd is an open socket (a coordinator connection handed to us, not a reused number).
+pub fn isSocket(fd: i32) bool {
     var stat: linux.Stat = undefined;
     if (linux.E.init(linux.fstat(fd, &stat)) != .SUCCESS) return false;
     return linux.S.ISSOCK(stat.mode);

@@ -10,6 +10,13 @@ export type Env = Record<string, string | undefined>;
 export const DEFAULT_PORT = 7779;
 export const DEFAULT_HOST = "127.0.0.1";
 const SIGNAL_MAX = 64;
+/// SIGKILL and SIGSTOP cannot be caught; glibc keeps 32 and 33 for thread cancellation and setxid.
+const UNCATCHABLE_SIGNALS = new Map([
+  [9, "SIGKILL cannot be caught"],
+  [19, "SIGSTOP cannot be caught"],
+  [32, "glibc reserves signal 32 for itself"],
+  [33, "glibc reserves signal 33 for itself"],
+]);
 
 const integer = (what: string, min: number, max: number) =>
   v.pipe(
@@ -25,7 +32,14 @@ export const schemas = {
   port: integer("a port", 0, 65535),
   intervalS: integer("an interval in seconds", 0, 2 ** 31 - 1),
   timeoutS: integer("a timeout in seconds", 0, 2 ** 31 - 1),
-  signal: integer("a signal number", 1, SIGNAL_MAX - 1),
+  signal: v.pipe(
+    integer("a signal number", 1, SIGNAL_MAX),
+    v.check(
+      (n) => !UNCATCHABLE_SIGNALS.has(n),
+      (issue) =>
+        `${UNCATCHABLE_SIGNALS.get(issue.input as number)}; choose another, such as 12 (SIGUSR2)`,
+    ),
+  ),
   quiet: integer("DMTCP_QUIET", 0, 2),
   boolean01: v.picklist(["0", "1"], "must be 0 or 1"),
   host: v.pipe(v.string(), v.trim(), v.nonEmpty("a host name cannot be empty")),

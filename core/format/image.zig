@@ -106,6 +106,9 @@ pub const RecordTag = enum(u16) {
     /// A regular file's open file description shared with another descriptor (another
     /// process's, after fork, or a dup): restart opens it once for all of them.
     file_description = 13,
+    /// The controlling terminal on 0, 1 or 2: its settings and whether the process's group
+    /// was in its foreground. At most one per image (the runtime writes one).
+    terminal = 14,
 };
 
 pub const RecordHeader = extern struct {
@@ -366,6 +369,23 @@ pub const FileDescription = extern struct {
     // Followed by path_size bytes of path (no NUL).
 };
 
+/// The controlling terminal as a process saw it at the checkpoint (terminal.zig).
+pub const Terminal = extern struct {
+    /// The first of 0, 1 and 2 on the controlling terminal.
+    fd: i32,
+    /// 1 when the process's group was the terminal's foreground group.
+    foreground: u32,
+    /// The kernel's `struct termios` (TCGETS): c_iflag, c_oflag, c_cflag, c_lflag (u32
+    /// each), c_line, then 19 control characters; the same on all four architectures.
+    termios: [36]u8,
+    /// `struct winsize` (TIOCGWINSZ).
+    rows: u16,
+    columns: u16,
+    x_pixels: u16,
+    y_pixels: u16,
+    reserved: u32 = 0,
+};
+
 /// The key under which a shared file description is handed down (InheritedPipe.inode): the
 /// top bit keeps it apart from pipe and socket inodes.
 pub fn descriptionKey(owner_pid: u32, owner_fd: i32) u64 {
@@ -443,6 +463,7 @@ comptime {
     assert(@sizeOf(Timer) == 48);
     assert(@sizeOf(Socket) == 56);
     assert(@sizeOf(FileDescription) == 32);
+    assert(@sizeOf(Terminal) == 56);
 }
 
 pub fn hash(bytes: []const u8) u64 {
@@ -566,6 +587,13 @@ pub fn checkBody(record: *const RecordHeader, body: []const u8) BodyError!void {
             if (record.data_size != 0) return error.BadBody;
         },
         .pending_signal => if (body.len != @sizeOf(PendingSignal)) return error.BadBody,
+        .terminal => {
+            if (body.len != @sizeOf(Terminal)) return error.BadBody;
+            const terminal = std.mem.bytesToValue(Terminal, body[0..@sizeOf(Terminal)]);
+            if (terminal.fd < 0 or terminal.fd > 2) return error.BadBody;
+            if (terminal.foreground > 1) return error.BadBody;
+            if (record.data_size != 0) return error.BadBody;
+        },
         .timer => {
             if (body.len != @sizeOf(Timer)) return error.BadBody;
             const timer = std.mem.bytesToValue(Timer, body[0..@sizeOf(Timer)]);

@@ -58,6 +58,7 @@ test {
     _ = @import("sockets.zig");
     _ = @import("inherited.zig");
     _ = @import("descriptions.zig");
+    _ = @import("terminal.zig");
     _ = @import("pending_signals.zig");
     _ = @import("timers.zig");
     _ = @import("signal_wrappers.zig");

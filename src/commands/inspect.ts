@@ -85,6 +85,16 @@ function timerLine(timer: Image["timers"][number]): string {
     ` next in ${timer.remainingNs} ns, every ${timer.intervalNs} ns`;
 }
 
+function terminalLine(terminal: Image["terminal"]): string {
+  if (!terminal) return "terminal: none";
+  // c_lflag bits ECHO and ICANON.
+  const echo = terminal.localFlags & 0o10 ? "echo" : "no echo";
+  const canonical = terminal.localFlags & 0o2 ? "canonical" : "raw";
+  const place = terminal.foreground ? "foreground" : "background";
+  return `terminal: on fd ${terminal.fd}, ${place}, ${echo}, ${canonical}, ` +
+    `${terminal.columns}x${terminal.rows}`;
+}
+
 function summary(image: Image): string {
   const stored = image.regions.reduce((sum, region) => sum + region.storedBytes, 0);
   const mapped = image.regions.reduce((sum, region) => sum + Number(region.end - region.start), 0);
@@ -102,6 +112,7 @@ function summary(image: Image): string {
       (pending.tid === 0 ? "for the process" : `for thread ${pending.tid}`)),
     `timers: ${image.timers.length}`,
     ...image.timers.map(timerLine),
+    terminalLine(image.terminal),
   ];
   return `${lines.join("\n")}\n`;
 }

@@ -13,7 +13,7 @@ export const DATA_SIZE_MAX = 64 * 1024 * 1024;
 
 export const RecordTag = {
   process: 1, region: 2, thread: 3, descriptor: 4, signal_action: 5, pending_signal: 6, timer: 7,
-  process_tree: 10, pipe: 11, socket: 12, file_description: 13,
+  process_tree: 10, pipe: 11, socket: 12, file_description: 13, terminal: 14,
 } as const;
 export const TimerKind = { itimer_real: 1, itimer_virtual: 2, itimer_prof: 3, posix: 4 } as const;
 export const Backing = {
@@ -101,6 +101,11 @@ export const LAYOUTS: Record<string, Layout> = {
     ["fd", 0, "i32"], ["owner_pid", 4, "u32"], ["owner_fd", 8, "i32"], ["open_flags", 12, "u32"],
     ["offset", 16, "u64"], ["path_size", 24, "u32"], ["reserved", 28, "u32"],
   ],
+  Terminal: [
+    ["fd", 0, "i32"], ["foreground", 4, "u32"], ["termios", 8, "bytes36"], ["rows", 44, "u16"],
+    ["columns", 46, "u16"], ["x_pixels", 48, "u16"], ["y_pixels", 50, "u16"],
+    ["reserved", 52, "u32"],
+  ],
   PendingSignal: [["tid", 0, "u32"], ["signal", 4, "u32"], ["info", 8, "bytes128"]],
   Timer: [
     ["kind", 0, "u16"], ["reserved", 2, "u16"], ["id", 4, "i32"], ["clock", 8, "i32"],
@@ -112,7 +117,7 @@ export const LAYOUTS: Record<string, Layout> = {
 export const STRUCT_SIZES: Record<string, number> = {
   Header: 4096, RecordHeader: 32, Process: 120, Region: 56, Run: 16, Thread: 32, Descriptor: 32,
   SignalAction: 40, PendingSignal: 136, Timer: 48, ProcessTree: 24, Zombie: 8, Pipe: 40,
-  Socket: 56, FileDescription: 32,
+  Socket: 56, FileDescription: 32, Terminal: 56,
 };
 
 export function fieldSize(type: FieldType): number {
@@ -232,6 +237,15 @@ export interface FileDescriptionInfo {
   path: string;
 }
 
+export interface TerminalInfo {
+  fd: number;
+  foreground: boolean;
+  /// c_lflag of its termios (ECHO 0o10, ICANON 0o2).
+  localFlags: number;
+  rows: number;
+  columns: number;
+}
+
 export interface PendingSignalInfo {
   /// 0: pending for the whole process.
   tid: number;
@@ -255,6 +269,8 @@ export interface Image {
   pipes: PipeInfo[];
   sockets: SocketInfo[];
   fileDescriptions: FileDescriptionInfo[];
+  /// Undefined when the process had no controlling terminal on 0, 1 or 2.
+  terminal?: TerminalInfo;
   header: ImageHeader;
   cwd: string;
   umask: number;
@@ -513,6 +529,18 @@ function addRecord(
       openFlags: num(shared.open_flags!), offset: shared.offset as bigint,
       path: text(body.subarray(32, 32 + num(shared.path_size!))),
     });
+  } else if (tag === RecordTag.terminal) {
+    if (body.length !== STRUCT_SIZES.Terminal! || dataSize !== 0) throw bad();
+    const terminal = decodeStruct("Terminal", body);
+    const fd = num(terminal.fd!);
+    const foreground = num(terminal.foreground!);
+    if (fd < 0 || fd > 2 || foreground > 1) throw bad();
+    const termios = terminal.termios as Uint8Array;
+    const view = new DataView(termios.buffer, termios.byteOffset, termios.byteLength);
+    image.terminal = {
+      fd, foreground: foreground === 1, localFlags: view.getUint32(12, true),
+      rows: num(terminal.rows!), columns: num(terminal.columns!),
+    };
   } else if (tag === RecordTag.pending_signal) {
     if (body.length !== STRUCT_SIZES.PendingSignal!) throw bad();
     const pending = decodeStruct("PendingSignal", body);

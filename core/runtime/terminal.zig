@@ -1,0 +1,87 @@
+//! The controlling terminal: a restarted computation runs on the terminal of `dmtcp restart`
+//! (its processes keep the restarter's session unless they led their own), so what comes back
+//! is what the program set on its terminal, not the terminal itself: the settings (echo,
+//! canonical mode, ... as tcsetattr set them) and which process group was in the foreground.
+//! A job-control program that gave the terminal to a child's group would otherwise find that
+//! child stopped by SIGTTIN at its first read. A size that changed since the checkpoint is
+//! announced with SIGWINCH to the foreground group, as the kernel does when a terminal is
+//! resized. Restarted without a terminal (from a script), there is nothing to restore.
+const std = @import("std");
+const linux = std.os.linux;
+const assert = std.debug.assert;
+const image = @import("format").image;
+const kinds = @import("kinds.zig");
+
+pub const kind: kinds.Kind = .{ .tag = .terminal, .save = save, .restore = restore };
+
+/// The generic tty ioctls (include/uapi/asm-generic/ioctls.h), which x86, arm and aarch64 use.
+const tcgets = 0x5401;
+const tcsets = 0x5402;
+const tiocgpgrp = 0x540f;
+const tiocspgrp = 0x5410;
+const tiocgwinsz = 0x5413;
+
+const Winsize = extern struct { rows: u16, columns: u16, x_pixels: u16, y_pixels: u16 };
+
+/// The kernel's id of the caller's group (the program's getpgid is a wrapper of ours).
+fn ownGroup() i32 {
+    return @intCast(@as(isize, @bitCast(linux.syscall1(.getpgid, 0))));
+}
+
+fn ioctl(fd: i32, request: u32, argument: usize) linux.E {
+    const rc = linux.syscall3(.ioctl, @as(usize, @bitCast(@as(isize, fd))), request, argument);
+    return linux.E.init(rc);
+}
+
+/// The first of 0, 1 and 2 that is the caller's controlling terminal, and its foreground
+/// group (TIOCGPGRP fails with ENOTTY on any terminal that is not the caller's own).
+fn controllingTerminal(foreground_group: *i32) ?i32 {
+    for ([_]i32{ 0, 1, 2 }) |fd| {
+        if (ioctl(fd, tiocgpgrp, @intFromPtr(foreground_group)) == .SUCCESS) return fd;
+    }
+    return null;
+}
+
+fn save(context: *kinds.SaveContext) kinds.SaveError!void {
+    var foreground_group: i32 = 0;
+    const fd = controllingTerminal(&foreground_group) orelse return;
+    var record: image.Terminal = std.mem.zeroes(image.Terminal);
+    record.fd = fd;
+    record.foreground = @intFromBool(foreground_group == ownGroup());
+    if (ioctl(fd, tcgets, @intFromPtr(&record.termios)) != .SUCCESS) return;
+    var size: Winsize = std.mem.zeroes(Winsize);
+    _ = ioctl(fd, tiocgwinsz, @intFromPtr(&size));
+    record.rows = size.rows;
+    record.columns = size.columns;
+    record.x_pixels = size.x_pixels;
+    record.y_pixels = size.y_pixels;
+    try context.writer.record(.terminal, &.{std.mem.asBytes(&record)}, &.{}, 0, 0);
+}
+
+/// Runs with every signal blocked (restart.zig), which is what lets a process outside the
+/// foreground group take the foreground and set the terminal without SIGTTOU stopping it.
+fn restore(context: *kinds.RestoreContext, record: kinds.Record) kinds.RestoreError!void {
+    _ = context;
+    assert(record.header.tag == @intFromEnum(image.RecordTag.terminal));
+    const saved = std.mem.bytesToValue(image.Terminal, record.body[0..@sizeOf(image.Terminal)]);
+    var foreground_group: i32 = 0;
+    const fd = controllingTerminal(&foreground_group) orelse return;
+    if (ioctl(fd, tcsets, @intFromPtr(&saved.termios)) != .SUCCESS) return error.Unrestorable;
+    if (saved.foreground == 0) return;
+    const group: i32 = ownGroup();
+    if (ioctl(fd, tiocspgrp, @intFromPtr(&group)) != .SUCCESS) return error.Unrestorable;
+    var size: Winsize = std.mem.zeroes(Winsize);
+    _ = ioctl(fd, tiocgwinsz, @intFromPtr(&size));
+    if (size.rows != saved.rows or size.columns != saved.columns) {
+        // Delivered once the threads' masks are back.
+        _ = linux.kill(linux.getpid(), linux.SIG.WINCH);
+    }
+}
+
+test "terminal: the generic ioctl numbers are the standard library's" {
+    try std.testing.expectEqual(@as(u32, tcgets), linux.T.CGETS);
+    try std.testing.expectEqual(@as(u32, tcsets), linux.T.CSETS);
+    try std.testing.expectEqual(@as(u32, tiocgpgrp), linux.T.IOCGPGRP);
+    try std.testing.expectEqual(@as(u32, tiocspgrp), linux.T.IOCSPGRP);
+    try std.testing.expectEqual(@as(u32, tiocgwinsz), linux.T.IOCGWINSZ);
+}

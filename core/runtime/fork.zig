@@ -5,6 +5,11 @@
 //! computation is over while its child is still to speak, and a checkpoint that starts
 //! after fork includes the child. The checkpoint signal stays blocked from prepare to the
 //! parent hook, so no thread is suspended between taking a spare and forking.
+//!
+//! glibc's `clone()` runs no atfork handlers, so a process made by clone without CLONE_VM (a
+//! copy of its parent, as from fork) goes through our `clone`, which runs the same hooks
+//! around glibc's `__clone`. With CLONE_VM the child shares our memory (a thread, or a
+//! vfork-like child about to exec, which joins after exec): it passes straight through.
 const std = @import("std");
 const linux = std.os.linux;
 const worker = @import("worker.zig");
@@ -27,8 +32,54 @@ var lock: std.atomic.Value(bool) = .init(false);
 /// The forking thread's signal mask before prepare blocked the checkpoint signal.
 var saved_mask: linux.sigset_t = undefined;
 
+extern "c" fn __clone(
+    function: *const fn (?*anyopaque) callconv(.c) c_int,
+    stack: ?*anyopaque,
+    flags: c_int,
+    argument: ?*anyopaque,
+    parent_tid: ?*anyopaque,
+    tls: ?*anyopaque,
+    child_tid: ?*anyopaque,
+) c_int;
+
 pub fn install() void {
     _ = pthread_atfork(prepare, parent, child);
+}
+
+const clone_vm = 0x100;
+
+const CloneRequest = struct {
+    function: *const fn (?*anyopaque) callconv(.c) c_int,
+    argument: ?*anyopaque,
+};
+
+/// clone(2)'s glibc wrapper is variadic (parent_tid, tls, child_tid follow `argument`); on
+/// the four ABIs we build for, variadic integer and pointer arguments travel where named
+/// ones do, and glibc reads the three only when `flags` asks for them, as `__clone` will.
+export fn clone(
+    function: *const fn (?*anyopaque) callconv(.c) c_int,
+    stack: ?*anyopaque,
+    flags: c_int,
+    argument: ?*anyopaque,
+    parent_tid: ?*anyopaque,
+    tls: ?*anyopaque,
+    child_tid: ?*anyopaque,
+) c_int {
+    if (flags & clone_vm != 0) {
+        return __clone(function, stack, flags, argument, parent_tid, tls, child_tid);
+    }
+    // The child has a copy of this frame: it finds the request at the same address.
+    var request: CloneRequest = .{ .function = function, .argument = argument };
+    prepare();
+    const pid = __clone(cloneChild, stack, flags, &request, parent_tid, tls, child_tid);
+    parent();
+    return pid;
+}
+
+fn cloneChild(pointer: ?*anyopaque) callconv(.c) c_int {
+    const request: *const CloneRequest = @ptrCast(@alignCast(pointer.?));
+    child();
+    return request.function(request.argument);
 }
 
 fn prepare() callconv(.c) void {

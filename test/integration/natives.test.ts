@@ -5,11 +5,12 @@ import { ROOT } from "./harness";
 const ARCHS = ["x86_64", "i386", "aarch64", "armv7"];
 /// What the runtime may take from libc: nothing that allocates or does stdio.
 /// The only exports not named dmtcp_: the process-id wrappers (core/runtime/pids.zig) and the
-/// signal wrappers that guard the checkpoint signal (core/runtime/signal_wrappers.zig).
+/// signal wrappers that guard the checkpoint signal (core/runtime/signal_wrappers.zig), and
+/// clone, whose children without CLONE_VM join as fork's do (core/runtime/fork.zig).
 const WRAPPERS = [
   "getpid", "getppid", "gettid", "getpgid", "getpgrp", "getsid", "setsid", "setpgid", "setpgrp",
   "kill", "killpg", "tgkill", "wait4", "waitpid", "wait", "wait3", "waitid", "tcgetpgrp",
-  "tcsetpgrp", "sigaction", "signal", "bsd_signal", "sigprocmask", "pthread_sigmask",
+  "tcsetpgrp", "sigaction", "signal", "bsd_signal", "sigprocmask", "pthread_sigmask", "clone",
 ];
 const FORBIDDEN = /^(malloc|calloc|realloc|free|printf|fprintf|puts|fwrite|fopen|posix_memalign)$/;
 

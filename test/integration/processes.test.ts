@@ -100,6 +100,12 @@ describe("process trees", () => {
     expect(last.lines().every((line) => line.endsWith(" ok"))).toBe(true);
   });
 
+  test("a child made by clone() without CLONE_VM joins and keeps its ids", async () => {
+    const c = await computation();
+    const last = await twoCycles(c, launch(c, [program("cloner"), "20"]), 2);
+    expect(last.lines().every((line) => line.endsWith(" ok"))).toBe(true);
+  });
+
   test("a shell pipeline's output stays continuous and ordered", async () => {
     const c = await computation();
     // The filter is a forked shell (no exec), reading a line at a time.

@@ -176,6 +176,15 @@ describe("process trees", () => {
     expect(totals.at(-1)!).toBeGreaterThan(totals[0]!);
   });
 
+  test("children sharing a counter in a MAP_SHARED file mapping keep sharing it", async () => {
+    const c = await computation();
+    const file = join(c.ckptDir, "..", "counter.shared");
+    const last = await twoCycles(c, launch(c, [program("shared_counter"), "20", file]), 3);
+    await until(() => rounds(last).length >= 10);
+    const totals = last.lines().map((line) => Number(line.split(" ")[1]));
+    expect(totals.at(-1)!).toBeGreaterThan(totals[0]!);
+  });
+
   test("the restart script rebuilds the whole tree", async () => {
     const c = await computation();
     const first = launch(c, [program("family"), "20"]);

@@ -15,6 +15,7 @@ import type { ArchName } from "../native/elf";
 import { execve, keepAcrossExec } from "../native/libc";
 import { coordinatorEnv, joinAgain, joinComputation } from "../worker/join";
 import { writePortFile } from "./launch";
+import { log } from "../log";
 
 export const args = {
   ...coordinatorArgs,
@@ -83,8 +84,8 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
   const paths = imagePaths(parsed);
   const strict = parsed.values["no-strict-checking"] !== true && !env.DMTCP_DISABLE_STRICT_CHECKING;
   // Every image is read and checked in full before anything else happens.
-  const images = paths.map((path) => readImage(path));
-  for (const image of images) {
+  const read = paths.map((path) => readImage(path));
+  for (const image of read) {
     checkOwner(image, strict);
     if (!carriedArchs().includes(image.header.archName as ArchName)) {
       throw new ImageInvalid(
@@ -95,6 +96,7 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
       );
     }
   }
+  const images = newestCheckpoint(read);
   checkTree(images);
   const first = images[0]!;
   const target = options.coordinatorTarget(parsed, env);
@@ -145,6 +147,28 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
   throw new ProgramError(`cannot run the restart program ${program} (errno ${code})`);
 }
 
+/// A directory (or a glob) may still hold images of an earlier checkpoint: a process that
+/// exited since wrote none in the newer one. When the newest checkpoint's images are all
+/// there (as many as its peer count), the older ones are left out, with a warning; when
+/// they are not, nothing is guessed (checkTree names the mix).
+function newestCheckpoint(images: Image[]): Image[] {
+  const first = images[0]!;
+  const sameComputation = images.every((image) =>
+    image.header.computationId === first.header.computationId);
+  if (!sameComputation) return images;
+  const newest = Math.max(...images.map((image) => image.header.generation));
+  const current = images.filter((image) => image.header.generation === newest);
+  if (current.length === images.length || current.length !== current[0]!.header.peerCount) {
+    return images;
+  }
+  const older = images.length - current.length;
+  log.warn(
+    `left out ${older} image(s) of earlier checkpoints (processes that have since exited); ` +
+      `restarting the ${current.length} of checkpoint ${newest}`,
+  );
+  return current;
+}
+
 /// The images of one restart must be one computation's processes, each once. They may mix
 /// word sizes (a 64-bit parent of a 32-bit child): every architecture a computation holds is
 /// carried by this executable (checked above), and mtcp_restart hands each image of the other
@@ -161,7 +185,11 @@ function checkTree(images: Image[]): void {
       );
     }
     if (image.header.generation !== first.header.generation) {
-      throw new UsageError(`${image.path} and ${first.path} come from different checkpoints`);
+      throw new UsageError(
+        `${image.path} and ${first.path} come from different checkpoints ` +
+          `(${image.header.generation} and ${first.header.generation})`,
+        "Restart the images of one checkpoint together: its dmtcp_restart_script.sh lists them.",
+      );
     }
     if (seen.has(image.header.workerId)) {
       throw new UsageError(`two images of worker ${image.header.workerId}; give each image once`);

@@ -185,6 +185,34 @@ describe("process trees", () => {
     expect(totals.at(-1)!).toBeGreaterThan(totals[0]!);
   });
 
+  test("images left by a process that exited before the last checkpoint are left out", async () => {
+    const c = await computation();
+    const list = () => sandbox.run(["command", "-p", c.port, "--list"]).stdout;
+    let running = launch(c, ["/bin/sh", "-c", `sleep 1000 & ${program("counter")} 20`]);
+    await until(() => sandbox.status(Number(c.port)).peers === 3, { what: "sh, sleep, counter" });
+    await until(() => rounds(running).length >= 3, { what: "progress" });
+    expect(sandbox.run(["command", "-p", c.port, "--bcheckpoint"]).code).toBe(0);
+    const sleepPid = Number(/sleep\[\d+:(\d+)\]/.exec(list())![1]);
+    process.kill(sleepPid, "SIGKILL");
+    await until(() => sandbox.status(Number(c.port)).peers === 2, { what: "sleep to leave" });
+    const atRequest = rounds(running).at(-1)!;
+    expect(sandbox.run(["command", "-p", c.port, "--bcheckpoint"]).code).toBe(0);
+    for (const pid of workerPids(c)) process.kill(pid, "SIGKILL");
+    await until(() => sandbox.status(Number(c.port)).peers === 0, { what: "every worker to leave" });
+    const all = images(c);
+    expect(all.length).toBe(3);
+    // Without the newest checkpoint's sh, nothing is guessed.
+    const partial = all.filter((path) => !path.includes("ckpt_sh_"));
+    const refused = sandbox.run(["restart", "-p", c.port, ...partial]);
+    expect(refused.code).toBe(99);
+    expect(refused.stderr).toMatch(/come from different checkpoints/);
+    running = sandbox.spawn([DMTCP, "restart", "-p", c.port, ...all]);
+    await until(() => rounds(running).length >= 3, { what: "the counter to go on" });
+    expect(rounds(running)[0]!).toBeGreaterThan(atRequest);
+    expect(running.stderr).toMatch(/left out 1 image\(s\) of earlier checkpoints/);
+    expect(sandbox.status(Number(c.port)).peers).toBe(2);
+  });
+
   test("the restart script rebuilds the whole tree", async () => {
     const c = await computation();
     const first = launch(c, [program("family"), "20"]);

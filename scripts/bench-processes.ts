@@ -76,6 +76,18 @@ function parse(text: string): Record<string, number> {
   }));
 }
 
+/// What a shell script pays: sh running /bin/true `count` times (fork + exec + wait each),
+/// in ns per program, less the time of the same sh running it once.
+function shellSpawns(prefix: string[], count = 500): Record<string, number> {
+  const loop = (n: number) => `i=0; while [ $i -lt ${n} ]; do /bin/true; i=$((i+1)); done`;
+  const time = (n: number) => {
+    const start = performance.now();
+    Bun.spawnSync([...prefix, "/bin/sh", "-c", loop(n)], { env, stdout: "ignore" });
+    return performance.now() - start;
+  };
+  return { sh_spawn: ((time(count) - time(1)) * 1e6) / (count - 1) };
+}
+
 async function wrappers(): Promise<void> {
   const bench = join(programs, "bench_pids");
   const bare = parse(Bun.spawnSync([bench], { stdout: "pipe" }).stdout.toString());
@@ -90,6 +102,8 @@ async function wrappers(): Promise<void> {
   const port = await Bun.file(portFile).text();
   const managed = Bun.spawn([dmtcp, "launch", "-p", port, bench], { env, stdout: "pipe" });
   const under = parse(await new Response(managed.stdout).text());
+  Object.assign(bare, shellSpawns([]));
+  Object.assign(under, shellSpawns([dmtcp, "launch", "-p", port]));
   run(["command", "-p", port, "--quit"]);
   coordinator.kill();
   for (const name of Object.keys(bare)) {

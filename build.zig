@@ -192,6 +192,8 @@ fn addRuntime(
         .linkage = .dynamic,
         .root_module = runtimeModule(b, target, optimize, modules),
     });
+    // dlsym (glibc's own timer_create, core/runtime/timer_threads.zig) is in libdl before 2.34.
+    lib.root_module.linkSystemLibrary("dl", .{});
     // Shipped inside the executable: debug info would triple its size.
     lib.root_module.strip = optimize != .Debug;
     const install = b.addInstallArtifact(lib, .{

@@ -69,6 +69,9 @@ pub const timers_max = 256;
 /// Timers created and deleted to reach a wanted id on kernels without
 /// PR_TIMER_CREATE_RESTORE_IDS (before 6.15): ids are handed out in increasing order.
 pub const timer_id_attempts_max = 1 << 16;
+/// SIGEV_THREAD timers alive at once (timer_threads.zig); slots of deleted timers are found
+/// again through /proc/self/timers when the table is full.
+pub const thread_timers_max = 64;
 /// Bytes below a saved stack pointer that a re-created thread may use before it jumps back
 /// into its saved context: it only runs a few instructions there.
 pub const restart_thread_stack_gap = 4096;

@@ -17,6 +17,7 @@ const pids = @import("pids.zig");
 const spares = @import("spares.zig");
 const threads = @import("threads.zig");
 const emulator = @import("emulator.zig");
+const timer_threads = @import("timer_threads.zig");
 
 extern "c" fn pthread_atfork(
     prepare: ?*const fn () callconv(.c) void,
@@ -126,6 +127,7 @@ fn child() callconv(.c) void {
     spares.closeInChild(if (registration) |registered| registered.fd else -1);
     worker.state.pid = linux.getpid();
     pids.afterFork();
+    timer_threads.afterFork();
     emulator.noteForeignThreads();
     const mask = saved_mask;
     lock.store(false, .release);

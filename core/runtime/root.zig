@@ -61,6 +61,7 @@ test {
     _ = @import("terminal.zig");
     _ = @import("pending_signals.zig");
     _ = @import("timers.zig");
+    _ = @import("timer_threads.zig");
     _ = @import("signal_wrappers.zig");
     _ = @import("spares.zig");
 }

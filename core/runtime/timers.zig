@@ -24,15 +24,8 @@
 //! timer_getoverrun() answers for the re-created timer, 0 until its own next signal.
 //! (test/programs/cpu_timers.c, test/integration/signals.test.ts)
 //!
-//! SIGEV_THREAD timers do not survive, and say so: glibc makes the kernel timer
-//! SIGEV_THREAD_ID to a helper thread waiting for its signal 32, and starts that helper (and
-//! each thread that runs the function) with every signal blocked, set by a raw system call
-//! inside pthread_create where no wrapper of ours sees it. The helper never takes the
-//! checkpoint signal, so the checkpoint fails after limits.suspend_blocked_polls_max with
-//! ThreadBlocksCheckpointSignal, and the program goes on. Making them survive needs what
-//! DMTCP does: a timer_create wrapper that runs SIGEV_THREAD on a helper thread whose mask
-//! leaves the checkpoint signal open (glibc's own helper, and its `__timer_helper_tid`,
-//! then never exist).
+//! SIGEV_THREAD timers are SIGEV_THREAD_ID timers aimed at a helper thread of ours by the time
+//! the kernel has them (timer_threads.zig), and come back as those.
 const std = @import("std");
 const linux = std.os.linux;
 const assert = std.debug.assert;
@@ -41,6 +34,7 @@ const image = @import("format").image;
 const kinds = @import("kinds.zig");
 const proc = @import("proc.zig");
 const threads = @import("threads.zig");
+const timer_threads = @import("timer_threads.zig");
 
 pub const kind: kinds.Kind = .{
     .tag = .timer,
@@ -152,6 +146,7 @@ fn parseLine(line: []const u8, timer: *image.Timer) error{Bad}!void {
 
 fn onResume(context: *kinds.ResumeContext) void {
     if (!context.restarted) return;
+    timer_threads.afterRestart();
     for (timers[0..timer_count]) |*timer| {
         if (timer.kind != @intFromEnum(image.TimerKind.posix)) restoreItimer(timer);
     }

@@ -6,11 +6,13 @@ const ARCHS = ["x86_64", "i386", "aarch64", "armv7"];
 /// What the runtime may take from libc: nothing that allocates or does stdio.
 /// The only exports not named dmtcp_: the process-id wrappers (core/runtime/pids.zig) and the
 /// signal wrappers that guard the checkpoint signal (core/runtime/signal_wrappers.zig), and
-/// clone, whose children without CLONE_VM join as fork's do (core/runtime/fork.zig).
+/// clone, whose children without CLONE_VM join as fork's do (core/runtime/fork.zig), and
+/// timer_create, which runs SIGEV_THREAD timers on a thread of ours (timer_threads.zig).
 const WRAPPERS = [
   "getpid", "getppid", "gettid", "getpgid", "getpgrp", "getsid", "setsid", "setpgid", "setpgrp",
   "kill", "killpg", "tgkill", "wait4", "waitpid", "wait", "wait3", "waitid", "tcgetpgrp",
   "tcsetpgrp", "sigaction", "signal", "bsd_signal", "sigprocmask", "pthread_sigmask", "clone",
+  "timer_create",
 ];
 const FORBIDDEN = /^(malloc|calloc|realloc|free|printf|fprintf|puts|fwrite|fopen|posix_memalign)$/;
 

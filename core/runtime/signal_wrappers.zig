@@ -13,9 +13,12 @@
 //! passes the others on here (`forward`): to the program's handler (run with every signal
 //! blocked, on the stack the signal arrived on), ignored, or given its default action; held
 //! while the receiving thread believes it blocked, and raised again when it unblocks it.
-//! Not covered: `sigset`, `sighold`, `sigignore`, `sigblock`, `sigsetmask` and raw system
-//! calls, which reach the kernel directly (the checkpoint then fails, saying the handler was
-//! replaced or the thread did not stop).
+//! The older interfaces go through the same two: `sigset`, `sighold`, `sigrelse`, `sigignore`,
+//! BSD's `sigblock`, `sigsetmask`, `siggetmask`; `sigsuspend` and `sigpause` wait with the
+//! checkpoint signal open whatever mask they are given (glibc's versions call its internals,
+//! which no wrapper sees). Not covered: raw system calls and the masks of ppoll, pselect and
+//! epoll_pwait (the checkpoint then fails, saying the handler was replaced or the thread did
+//! not stop).
 //!
 //! Every other signal goes straight to glibc's `__sigaction` and to the kernel's
 //! rt_sigprocmask, with glibc's rule for its two internal signals (never blocked).
@@ -45,10 +48,12 @@ comptime {
 }
 
 extern "c" fn __sigaction(signal: c_int, action: ?*const CAction, old: ?*CAction) c_int;
+extern "c" fn __sigsuspend(mask: *const CSigset) c_int;
 
 const sig_dfl: usize = 0;
 const sig_ign: usize = 1;
 const sig_err: usize = std.math.maxInt(usize);
+const sig_hold: usize = 2;
 /// glibc's SIGCANCEL and SIGSETXID: it refuses handlers for them and never blocks them.
 const internal_signals: u64 = bit(32) | bit(33);
 const signal_count = 64;
@@ -196,6 +201,121 @@ fn changeMask(how: c_int, set: ?*const CSigset, old: ?*CSigset) linux.E {
         _ = linux.tgkill(linux.getpid(), linux.gettid(), checkpoint_signal);
     }
     return .SUCCESS;
+}
+
+/// `sighold`, `sigrelse`: one signal blocked or unblocked, through `changeMask`.
+fn oneSignal(how: c_int, number: c_int) c_int {
+    if (number < 1 or number > signal_count) {
+        setErrno(.INVAL);
+        return -1;
+    }
+    var set = std.mem.zeroes(CSigset);
+    setBits(&set, bit(@intCast(number)));
+    return sigprocmask(how, &set, null);
+}
+
+export fn sighold(number: c_int) c_int {
+    return oneSignal(linux.SIG.BLOCK, number);
+}
+
+export fn sigrelse(number: c_int) c_int {
+    return oneSignal(linux.SIG.UNBLOCK, number);
+}
+
+export fn sigignore(number: c_int) c_int {
+    const action: CAction = .{
+        .handler = sig_ign,
+        .mask = std.mem.zeroes(CSigset),
+        .flags = 0,
+        .restorer = 0,
+    };
+    return sigaction(number, &action, null);
+}
+
+/// System V's sigset: SIG_HOLD blocks the signal, anything else sets the handler and
+/// unblocks it; either way it answers SIG_HOLD when the signal was blocked before.
+export fn sigset(number: c_int, handler: usize) usize {
+    if (number < 1 or number > signal_count or handler == sig_err) {
+        setErrno(.INVAL);
+        return sig_err;
+    }
+    var old: CAction = undefined;
+    var action: CAction = .{
+        .handler = handler,
+        .mask = std.mem.zeroes(CSigset),
+        .flags = 0,
+        .restorer = 0,
+    };
+    const how: c_int = if (handler == sig_hold) linux.SIG.BLOCK else linux.SIG.UNBLOCK;
+    if (sigaction(number, if (handler == sig_hold) null else &action, &old) != 0) return sig_err;
+    var set = std.mem.zeroes(CSigset);
+    setBits(&set, bit(@intCast(number)));
+    var old_mask: CSigset = undefined;
+    if (sigprocmask(how, &set, &old_mask) != 0) return sig_err;
+    if (lowBits(&old_mask) & bit(@intCast(number)) != 0) return sig_hold;
+    return old.handler;
+}
+
+/// BSD's masks: an int of the first 32 signals, bit n-1 for signal n.
+fn bsdMask(how: c_int, mask: c_int) c_int {
+    var set = std.mem.zeroes(CSigset);
+    setBits(&set, @as(u32, @bitCast(mask)));
+    var old: CSigset = undefined;
+    if (sigprocmask(how, if (how == linux.SIG.BLOCK and mask == 0) null else &set, &old) != 0) {
+        return -1;
+    }
+    return @bitCast(@as(u32, @truncate(lowBits(&old))));
+}
+
+export fn sigblock(mask: c_int) c_int {
+    return bsdMask(linux.SIG.BLOCK, mask);
+}
+
+export fn sigsetmask(mask: c_int) c_int {
+    return bsdMask(linux.SIG.SETMASK, mask);
+}
+
+export fn siggetmask() c_int {
+    return bsdMask(linux.SIG.BLOCK, 0);
+}
+
+/// The mask the thread waits with keeps the checkpoint signal open: a checkpoint must be
+/// able to stop a thread that waits for one signal with every other one blocked.
+export fn sigsuspend(mask: *const CSigset) c_int {
+    var open = mask.*;
+    if (checkpoint_signal != 0) setBits(&open, lowBits(mask) & ~bit(checkpoint_signal));
+    return __sigsuspend(&open);
+}
+
+/// glibc's one sigpause behind both names: the BSD one takes a mask, the XSI one a signal to
+/// take out of the current mask.
+export fn __sigpause(signal_or_mask: c_int, is_signal: c_int) c_int {
+    var mask = std.mem.zeroes(CSigset);
+    if (is_signal != 0) {
+        if (signal_or_mask < 1 or signal_or_mask > signal_count) {
+            setErrno(.INVAL);
+            return -1;
+        }
+        var current: u64 = 0;
+        _ = linux.syscall4(.rt_sigprocmask, linux.SIG.BLOCK, 0, @intFromPtr(&current), 8);
+        setBits(&mask, current & ~bit(@intCast(signal_or_mask)));
+    } else {
+        setBits(&mask, @as(u32, @bitCast(signal_or_mask)));
+    }
+    return sigsuspend(&mask);
+}
+
+fn bsdSigpause(mask: c_int) callconv(.c) c_int {
+    return __sigpause(mask, 0);
+}
+
+fn xsiSigpause(number: c_int) callconv(.c) c_int {
+    return __sigpause(number, 1);
+}
+
+comptime {
+    @export(&bsdSigpause, .{ .name = "sigpause" });
+    @export(&xsiSigpause, .{ .name = "__xpg_sigpause" });
 }
 
 /// Every signal a thread can block (all but SIGKILL, SIGSTOP and glibc's internal two).

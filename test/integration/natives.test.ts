@@ -12,7 +12,8 @@ const WRAPPERS = [
   "getpid", "getppid", "gettid", "getpgid", "getpgrp", "getsid", "setsid", "setpgid", "setpgrp",
   "kill", "killpg", "tgkill", "wait4", "waitpid", "wait", "wait3", "waitid", "tcgetpgrp",
   "tcsetpgrp", "sigaction", "signal", "bsd_signal", "sigprocmask", "pthread_sigmask", "clone",
-  "timer_create",
+  "timer_create", "sighold", "sigrelse", "sigignore", "sigset", "sigblock", "sigsetmask",
+  "siggetmask", "sigsuspend", "__sigpause", "sigpause", "__xpg_sigpause",
 ];
 const FORBIDDEN = /^(malloc|calloc|realloc|free|printf|fprintf|puts|fwrite|fopen|posix_memalign)$/;
 

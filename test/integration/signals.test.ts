@@ -113,6 +113,25 @@ const WARNING =
   "dmtcp: uses_sigusr2 uses signal 12 (SIGUSR2), which dmtcp needs to checkpoint it; " +
   "launch it with --ckpt-signal ";
 
+describe("older signal interfaces", () => {
+  test("sigsuspend with every other signal blocked, sigblock, sighold and sigset", async () => {
+    const c = await computation();
+    let running = launch(c, [program("old_signals"), "300"]);
+    const counted = (r: Running) => r.lines().map((line) => Number(line.split(" ")[0]));
+    for (let round = 0; round < 2; round++) {
+      await until(() => counted(running).length >= 3, { what: "old_signals to make progress" });
+      const before = counted(running).at(-1)!;
+      running = await cycle(c, running, "old_signals", "ignore");
+      await until(() => counted(running).length >= 3, { what: "old_signals to run again" });
+      const after = counted(running);
+      expect(after[0]!).toBeGreaterThan(before);
+      after.forEach((value, index) => expect(value).toBe(after[0]! + index));
+      expect(running.stdout).not.toContain("BAD");
+      expect(running.stderr).toBe("");
+    }
+  });
+});
+
 describe("a program that uses the checkpoint signal itself", () => {
   test("is warned once, keeps its handler and mask, and checkpoints over two cycles", async () => {
     const c = await computation();

@@ -99,8 +99,16 @@ pub const socket_messages_max = 4096;
 /// Open file descriptions of regular files shared between descriptors (across fork, or
 /// dup) that one restart opens once for all their holders.
 pub const descriptions_max = 1024;
-/// What mtcp_restart hands down to every process of the tree: pipes, sockets, descriptions.
-pub const inherited_max = pipes_max + sockets_max + descriptions_max;
+/// Pseudo-terminals one restart re-creates for the whole tree (each has two ends to hand down).
+pub const ptys_max = 256;
+/// Bytes waiting in one pseudo-terminal that a checkpoint stores, each way: the kernel
+/// buffers at most 64 KiB of output for a master and 4 KiB of input for a slave.
+pub const pty_queue_size_max = 64 * 1024;
+/// Descriptors on pseudo-terminals in all the images of one restart.
+pub const pty_uses_max = 4 * ptys_max;
+/// What mtcp_restart hands down to every process of the tree: pipes, sockets, descriptions,
+/// both ends of pseudo-terminals.
+pub const inherited_max = pipes_max + sockets_max + descriptions_max + 2 * ptys_max;
 /// Processes of the family (the tree of workers a process belongs to) compared with kcmp
 /// when a checkpoint looks for descriptions shared across fork.
 pub const family_max = processes_max;

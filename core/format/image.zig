@@ -109,6 +109,8 @@ pub const RecordTag = enum(u16) {
     /// The controlling terminal on 0, 1 or 2: its settings and whether the process's group
     /// was in its foreground. At most one per image (the runtime writes one).
     terminal = 14,
+    /// One descriptor on either end of a pseudo-terminal (ptys.zig).
+    pty = 15,
 };
 
 pub const RecordHeader = extern struct {
@@ -267,6 +269,10 @@ pub const DescriptorKind = enum(u16) {
     pipe = 6,
     /// A socket: restored from its `socket` record, not from this one.
     socket = 7,
+    /// Either end of a pseudo-terminal (beyond 0, 1 and 2): from its `pty` record.
+    pty = 8,
+    /// /dev/tty, /dev/zero, /dev/full, /dev/random or /dev/urandom: opened again by path.
+    device = 9,
 };
 
 /// Ids as the program sees them: the kernel's ids of the first run, kept across restarts.
@@ -383,8 +389,62 @@ pub const Terminal = extern struct {
     columns: u16,
     x_pixels: u16,
     y_pixels: u16,
-    reserved: u32 = 0,
+    /// 1 + N when the terminal is /dev/pts/N (restart makes it the controlling terminal again
+    /// if the computation holds its master); 0 otherwise.
+    pty: u32 = 0,
 };
+
+pub const PtyRole = enum(u16) { master = 1, slave = 2 };
+
+/// A descriptor on a pseudo-terminal: its master (/dev/ptmx) or its slave (/dev/pts/N).
+/// Restart makes one new pseudo-terminal per index whose master the images hold.
+pub const Pty = extern struct {
+    fd: i32,
+    /// PtyRole.
+    role: u16,
+    reserved: u16 = 0,
+    /// N of /dev/pts/N at the checkpoint.
+    index: u32,
+    /// fcntl(F_GETFL).
+    open_flags: u32,
+    /// fcntl(F_GETFD): FD_CLOEXEC.
+    fd_flags: u32,
+    /// A master's data: first the bytes its slave had written that it had not read yet,
+    /// `output_size` of them, then the bytes written to it that the slave had not read,
+    /// `input_size` of them (padded to 8). Only one master record of a pty carries them.
+    output_size: u32 = 0,
+    /// The slave's `struct termios` (TCGETS answers it on either end), as in `Terminal`.
+    termios: [36]u8,
+    rows: u16,
+    columns: u16,
+    x_pixels: u16,
+    y_pixels: u16,
+    input_size: u32 = 0,
+};
+
+/// The settings under which a pseudo-terminal's waiting bytes are written back (at the
+/// checkpoint, and into the new one at restart) so that they come out as they went in: no
+/// output processing for what goes back to the master, no input processing, echo or
+/// signal characters for what goes back to the slave (which stays canonical or not).
+pub fn ptyRefillTermios(termios: [36]u8) [36]u8 {
+    var quiet = termios;
+    const iflag = std.mem.readInt(u32, quiet[0..4], .little);
+    const oflag = std.mem.readInt(u32, quiet[4..8], .little);
+    const lflag = std.mem.readInt(u32, quiet[12..16], .little);
+    // ISTRIP INLCR IGNCR ICRNL IUCLC IXON IXOFF; OPOST; ISIG, the ECHO family, IEXTEN.
+    const input_processing: u32 = 0o40 | 0o100 | 0o200 | 0o400 | 0o1000 | 0o2000 | 0o10000;
+    const local: u32 = 0o1 | 0o10 | 0o20 | 0o40 | 0o100 | 0o1000 | 0o2000 | 0o4000 | 0o100000;
+    std.mem.writeInt(u32, quiet[0..4], iflag & ~input_processing, .little);
+    std.mem.writeInt(u32, quiet[4..8], oflag & ~@as(u32, 0o1), .little);
+    std.mem.writeInt(u32, quiet[12..16], lflag & ~local, .little);
+    return quiet;
+}
+
+/// The key under which an end of a re-created pseudo-terminal is handed down: bit 62 keeps
+/// it apart from inodes and from `descriptionKey`.
+pub fn ptyKey(index: u32, role: PtyRole) u64 {
+    return (1 << 62) | (@as(u64, index) << 1) | @intFromBool(role == .slave);
+}
 
 /// The key under which a shared file description is handed down (InheritedPipe.inode): the
 /// top bit keeps it apart from pipe and socket inodes.
@@ -464,6 +524,7 @@ comptime {
     assert(@sizeOf(Socket) == 56);
     assert(@sizeOf(FileDescription) == 32);
     assert(@sizeOf(Terminal) == 56);
+    assert(@sizeOf(Pty) == 72);
 }
 
 pub fn hash(bytes: []const u8) u64 {
@@ -593,6 +654,14 @@ pub fn checkBody(record: *const RecordHeader, body: []const u8) BodyError!void {
             if (terminal.fd < 0 or terminal.fd > 2) return error.BadBody;
             if (terminal.foreground > 1) return error.BadBody;
             if (record.data_size != 0) return error.BadBody;
+        },
+        .pty => {
+            if (body.len != @sizeOf(Pty)) return error.BadBody;
+            const pty = std.mem.bytesToValue(Pty, body[0..@sizeOf(Pty)]);
+            if (pty.fd < 0 or pty.index >= 1 << 20) return error.BadBody;
+            _ = std.meta.intToEnum(PtyRole, pty.role) catch return error.BadBody;
+            const size = @as(u64, pty.output_size) + pty.input_size;
+            if (record.data_size != alignForward(size, 8)) return error.BadBody;
         },
         .timer => {
             if (body.len != @sizeOf(Timer)) return error.BadBody;

@@ -7,10 +7,12 @@
 //!  2. creates what the processes share: one real pipe per pipe whose two ends the images
 //!     hold (refilled with its buffered bytes, as is a FIFO), one socketpair per pair of
 //!     Unix sockets and one listening socket per listening one (sockets.zig), one open file
-//!     description per description several descriptors shared (descriptions.zig), one memfd
-//!     per shared memory object, and the pid map each process writes its new kernel pid to;
-//!  3. forks the tree, parents before children, each child in its session and group
-//!     (setsid, setpgid on both sides of the fork, as shells do), then each process its
+//!     description per description several descriptors shared (descriptions.zig), one
+//!     pseudo-terminal per one whose master they hold (ptys.zig), one memfd per shared
+//!     memory object, and the pid map each process writes its new kernel pid to;
+//!  3. forks the tree, parents before children, each child in its session (taking its
+//!     pseudo-terminal as controlling terminal again) and group (setsid, setpgid on both
+//!     sides of the fork, as shells do), then each process its
 //!     unreaped children, which exit at once with their recorded status; other roots are
 //!     double-forked so that, as before, init is their parent;
 //!  4. in each process, closes what is not its own; the process then restores its image.
@@ -24,6 +26,7 @@ const state = @import("state.zig");
 const fail = @import("fail.zig").fail;
 const sockets = @import("sockets.zig");
 const descriptions = @import("descriptions.zig");
+const ptys = @import("ptys.zig");
 
 pub const Target = struct {
     path: [*:0]const u8,
@@ -131,6 +134,7 @@ fn readPlan(index: usize) void {
 fn wanted(tag: u16) bool {
     return switch (std.meta.intToEnum(image.RecordTag, tag) catch return false) {
         .process_tree, .pipe, .descriptor, .region, .socket, .file_description => true,
+        .pty, .terminal => true,
         else => false,
     };
 }
@@ -162,6 +166,8 @@ fn planRecord(index: usize, tag: u16, body: []align(8) const u8, data_offset: u6
         .region => planRegion(body),
         .socket => sockets.plan(index, body, data_offset),
         .file_description => descriptions.plan(index, body),
+        .pty => ptys.plan(index, body, data_offset),
+        .terminal => ptys.planTerminal(index, body),
         else => unreachable,
     }
 }
@@ -266,6 +272,7 @@ fn createShared() void {
     }
     sockets.create();
     descriptions.create();
+    ptys.create();
     for (objects[0..object_count]) |*object| {
         const rc = linux.memfd_create("dmtcp-shared", 0);
         if (linux.E.init(rc) != .SUCCESS) fail("cannot create shared memory (memfd_create)");
@@ -382,7 +389,10 @@ fn setIds(index: usize) void {
     const pid = linux.getpid();
     writeEntry(index, pid);
     if (tree.virtual_pid == 0) return;
-    if (tree.virtual_sid == tree.virtual_pid) _ = linux.setsid();
+    if (tree.virtual_sid == tree.virtual_pid) {
+        _ = linux.setsid();
+        ptys.takeControllingTerminal(index);
+    }
     joinGroup(0, index);
 }
 
@@ -390,6 +400,8 @@ fn setIds(index: usize) void {
 /// leader's new pid comes from the pid map, where its parent wrote it right after its fork.
 fn joinGroup(pid: i32, index: usize) void {
     const tree = targets[index].tree;
+    // A session leader makes its own group with setsid, which fails once it leads one.
+    if (pid != 0 and tree.virtual_sid == tree.virtual_pid) return;
     if (tree.virtual_pgid == tree.virtual_pid) {
         _ = linux.setpgid(pid, 0);
         return;
@@ -459,6 +471,7 @@ fn keepOwn(current: usize) void {
     }
     sockets.keepOwn(current);
     descriptions.keepOwn(current);
+    ptys.keepOwn(current);
 }
 
 /// Lists one thing this process inherited for the runtime, under `key`.

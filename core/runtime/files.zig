@@ -3,8 +3,9 @@
 //! are opened again by path with their flags (never creating or truncating) and moved to
 //! their number, at their offset; 0, 1 and 2 on a terminal, pipe or socket keep what the
 //! restarting process has, so a restarted program writes where its restarter does.
-//! Pipes and sockets have their own kinds (pipes.zig, sockets.zig), and so do descriptions
-//! shared between descriptors (descriptions.zig).
+//! /dev/tty, /dev/zero and the random devices are opened again by path too. Pipes, sockets
+//! and pseudo-terminals have their own kinds (pipes.zig, sockets.zig, ptys.zig), and so do
+//! descriptions shared between descriptors (descriptions.zig).
 //! Not yet: eventfd, epoll, memfd (recorded as unsupported and left closed), file contents
 //! (a file changed since the checkpoint is not detected).
 const std = @import("std");
@@ -14,6 +15,7 @@ const limits = @import("limits");
 const image = @import("format").image;
 const kinds = @import("kinds.zig");
 const proc = @import("proc.zig");
+const ptys = @import("ptys.zig");
 
 pub const kind: kinds.Kind = .{ .tag = .descriptor, .save = save, .restore = restore };
 
@@ -62,10 +64,22 @@ fn classify(fd: i32, stat: *const linux.Stat, path: []const u8) image.Descriptor
     if (linux.S.ISREG(stat.mode) and !deleted and path.len > 0 and path[0] == '/') return .regular;
     if (linux.S.ISDIR(stat.mode) and !deleted) return .directory;
     if (linux.S.ISCHR(stat.mode) and std.mem.eql(u8, path, "/dev/null")) return .dev_null;
+    if (linux.S.ISCHR(stat.mode) and isDevice(path)) return .device;
     if (linux.S.ISFIFO(stat.mode)) return .pipe; // pipes.zig.
     if (linux.S.ISSOCK(stat.mode)) return .socket; // sockets.zig.
     if (fd <= 2) return .inherit;
+    if (linux.S.ISCHR(stat.mode) and ptys.describe(fd) != null) return .pty; // ptys.zig.
     return .unsupported;
+}
+
+/// Character devices that are the same thing opened again: /dev/tty is whatever terminal
+/// controls the process that opens it.
+fn isDevice(path: []const u8) bool {
+    const devices = [_][]const u8{
+        "/dev/tty", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
+    };
+    for (devices) |device| if (std.mem.eql(u8, path, device)) return true;
+    return false;
 }
 
 fn restore(context: *kinds.RestoreContext, record: kinds.Record) kinds.RestoreError!void {
@@ -76,8 +90,8 @@ fn restore(context: *kinds.RestoreContext, record: kinds.Record) kinds.RestoreEr
     const fd = descriptor.fd;
     if (fd < 0) return error.BadRecord;
     switch (@as(image.DescriptorKind, @enumFromInt(descriptor.kind))) {
-        .inherit, .unsupported, .pipe, .socket => return,
-        .regular, .directory, .dev_null => {},
+        .inherit, .unsupported, .pipe, .socket, .pty => return,
+        .regular, .directory, .dev_null, .device => {},
     }
     moveAside(context.image_fd, fd);
     moveAside(context.coordinator_fd, fd);

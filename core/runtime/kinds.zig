@@ -72,7 +72,8 @@ pub const Kind = struct {
 /// Process ids come right after the process record (mtcp_restart forks the tree from them);
 /// pipes, sockets and shared descriptions after descriptors, so that a number a descriptor
 /// restored before took for itself is replaced last (a shared description replaces the file
-/// that `files` opened on its own); the terminal after them all, as it acts on 0, 1 and 2.
+/// that `files` opened on its own), pseudo-terminals last of those (a slave replaces what
+/// `files` kept on 0, 1 or 2); the terminal after them all, as it acts on 0, 1 and 2.
 pub const list = [_]Kind{
     @import("process.zig").kind,
     @import("pids.zig").kind,
@@ -84,6 +85,7 @@ pub const list = [_]Kind{
     @import("pipes.zig").kind,
     @import("sockets.zig").kind,
     @import("descriptions.zig").kind,
+    @import("ptys.zig").kind,
     @import("terminal.zig").kind,
     @import("memory.zig").kind,
 };

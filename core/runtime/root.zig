@@ -59,6 +59,7 @@ test {
     _ = @import("inherited.zig");
     _ = @import("descriptions.zig");
     _ = @import("terminal.zig");
+    _ = @import("ptys.zig");
     _ = @import("pending_signals.zig");
     _ = @import("timers.zig");
     _ = @import("timer_threads.zig");

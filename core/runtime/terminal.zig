@@ -11,6 +11,7 @@ const linux = std.os.linux;
 const assert = std.debug.assert;
 const image = @import("format").image;
 const kinds = @import("kinds.zig");
+const ptys = @import("ptys.zig");
 
 pub const kind: kinds.Kind = .{ .tag = .terminal, .save = save, .restore = restore };
 
@@ -55,6 +56,9 @@ fn save(context: *kinds.SaveContext) kinds.SaveError!void {
     record.columns = size.columns;
     record.x_pixels = size.x_pixels;
     record.y_pixels = size.y_pixels;
+    if (ptys.describe(fd)) |pty| {
+        if (pty.role == @intFromEnum(image.PtyRole.slave)) record.pty = pty.index + 1;
+    }
     try context.writer.record(.terminal, &.{std.mem.asBytes(&record)}, &.{}, 0, 0);
 }
 

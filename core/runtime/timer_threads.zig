@@ -147,7 +147,8 @@ fn helperMain(_: ?*anyopaque) callconv(.c) ?*anyopaque {
     const wait_set: u64 = signalBit(timer_signal);
     while (true) {
         var info: [128]u8 align(8) = undefined;
-        const rc = linux.syscall4(.rt_sigtimedwait, @intFromPtr(&wait_set), @intFromPtr(&info), 0, 8);
+        const set_address = @intFromPtr(&wait_set);
+        const rc = linux.syscall4(.rt_sigtimedwait, set_address, @intFromPtr(&info), 0, 8);
         if (linux.E.init(rc) != .SUCCESS or rc != timer_signal) continue;
         if (std.mem.readInt(i32, info[8..12], .little) != si_timer) continue;
         // siginfo's union starts after three ints, pointer-aligned; _timer's si_sigval follows

@@ -7,6 +7,7 @@ import {
   Backing,
   DescriptorKind,
   ThreadRole,
+  PtyRole,
   TimerKind,
   readImage,
   type Image,
@@ -113,6 +114,10 @@ function summary(image: Image): string {
     `timers: ${image.timers.length}`,
     ...image.timers.map(timerLine),
     terminalLine(image.terminal),
+    `pseudo-terminals: ${image.ptys.length}`,
+    ...image.ptys.map((pty) =>
+      `  ${String(pty.fd).padStart(4)} ${nameOf(PtyRole, pty.role)} of pts ${pty.index}, ` +
+      `${pty.outputSize} bytes to read on the master, ${pty.inputSize} on the slave`),
   ];
   return `${lines.join("\n")}\n`;
 }

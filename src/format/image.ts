@@ -14,14 +14,17 @@ export const DATA_SIZE_MAX = 64 * 1024 * 1024;
 export const RecordTag = {
   process: 1, region: 2, thread: 3, descriptor: 4, signal_action: 5, pending_signal: 6, timer: 7,
   process_tree: 10, pipe: 11, socket: 12, file_description: 13, terminal: 14,
+  pty: 15,
 } as const;
 export const TimerKind = { itimer_real: 1, itimer_virtual: 2, itimer_prof: 3, posix: 4 } as const;
 export const Backing = {
   anonymous: 1, heap: 2, stack: 3, file: 4, vdso: 5, vvar: 6, vvar_vclock: 7,
 } as const;
 export const DescriptorKind = {
-  regular: 1, directory: 2, dev_null: 3, inherit: 4, unsupported: 5, pipe: 6, socket: 7,
+  regular: 1, directory: 2, dev_null: 3, inherit: 4, unsupported: 5, pipe: 6, socket: 7, pty: 8,
+  device: 9,
 } as const;
+export const PtyRole = { master: 1, slave: 2 } as const;
 export const PipeEnd = { read: 1, write: 2 } as const;
 export const SocketState = { connected: 1, listening: 2, other: 3 } as const;
 export const ThreadRole = { main: 1, checkpoint: 2, other: 3 } as const;
@@ -104,7 +107,13 @@ export const LAYOUTS: Record<string, Layout> = {
   Terminal: [
     ["fd", 0, "i32"], ["foreground", 4, "u32"], ["termios", 8, "bytes36"], ["rows", 44, "u16"],
     ["columns", 46, "u16"], ["x_pixels", 48, "u16"], ["y_pixels", 50, "u16"],
-    ["reserved", 52, "u32"],
+    ["pty", 52, "u32"],
+  ],
+  Pty: [
+    ["fd", 0, "i32"], ["role", 4, "u16"], ["reserved", 6, "u16"], ["index", 8, "u32"],
+    ["open_flags", 12, "u32"], ["fd_flags", 16, "u32"], ["output_size", 20, "u32"],
+    ["termios", 24, "bytes36"], ["rows", 60, "u16"], ["columns", 62, "u16"],
+    ["x_pixels", 64, "u16"], ["y_pixels", 66, "u16"], ["input_size", 68, "u32"],
   ],
   PendingSignal: [["tid", 0, "u32"], ["signal", 4, "u32"], ["info", 8, "bytes128"]],
   Timer: [
@@ -118,6 +127,7 @@ export const STRUCT_SIZES: Record<string, number> = {
   Header: 4096, RecordHeader: 32, Process: 120, Region: 56, Run: 16, Thread: 32, Descriptor: 32,
   SignalAction: 40, PendingSignal: 136, Timer: 48, ProcessTree: 24, Zombie: 8, Pipe: 40,
   Socket: 56, FileDescription: 32, Terminal: 56,
+  Pty: 72,
 };
 
 export function fieldSize(type: FieldType): number {
@@ -246,6 +256,14 @@ export interface TerminalInfo {
   columns: number;
 }
 
+export interface PtyInfo {
+  fd: number;
+  role: number;
+  index: number;
+  outputSize: number;
+  inputSize: number;
+}
+
 export interface PendingSignalInfo {
   /// 0: pending for the whole process.
   tid: number;
@@ -271,6 +289,7 @@ export interface Image {
   fileDescriptions: FileDescriptionInfo[];
   /// Undefined when the process had no controlling terminal on 0, 1 or 2.
   terminal?: TerminalInfo;
+  ptys: PtyInfo[];
   header: ImageHeader;
   cwd: string;
   umask: number;
@@ -396,7 +415,7 @@ function readRecords(reader: Reader, header: ImageHeader, verifyData: boolean): 
   const image: Image = {
     path: reader.path, header, cwd: "", umask: 0, regions: [], descriptors: [], threads: [],
     signalActions: [], pipes: [], sockets: [], fileDescriptions: [], pendingSignals: [],
-    timers: [],
+    timers: [], ptys: [],
   };
   const folded: Uint8Array[] = [];
   let offset = HEADER_SIZE;
@@ -541,6 +560,16 @@ function addRecord(
       fd, foreground: foreground === 1, localFlags: view.getUint32(12, true),
       rows: num(terminal.rows!), columns: num(terminal.columns!),
     };
+  } else if (tag === RecordTag.pty) {
+    if (body.length !== STRUCT_SIZES.Pty!) throw bad();
+    const pty = decodeStruct("Pty", body);
+    const role = num(pty.role!);
+    const outputSize = num(pty.output_size!);
+    const inputSize = num(pty.input_size!);
+    if (num(pty.fd!) < 0 || num(pty.index!) >= 2 ** 20) throw bad();
+    if (!Object.values(PtyRole).includes(role as 1)) throw bad();
+    if (dataSize !== alignForward(outputSize + inputSize, 8)) throw bad();
+    image.ptys.push({ fd: num(pty.fd!), role, index: num(pty.index!), outputSize, inputSize });
   } else if (tag === RecordTag.pending_signal) {
     if (body.length !== STRUCT_SIZES.PendingSignal!) throw bad();
     const pending = decodeStruct("PendingSignal", body);

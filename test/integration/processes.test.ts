@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  DMTCP, program, Sandbox, until, type Computation, type Running,
+  DMTCP, program, ROOT, Sandbox, until, type Computation, type Running,
 } from "./harness";
 
 let sandbox: Sandbox;
@@ -211,6 +211,19 @@ describe("process trees", () => {
     expect(rounds(running)[0]!).toBeGreaterThan(atRequest);
     expect(running.stderr).toMatch(/left out 1 image\(s\) of earlier checkpoints/);
     expect(sandbox.status(Number(c.port)).peers).toBe(2);
+  });
+
+  test("a pseudo-terminal between parent and child, the child's controlling one", async () => {
+    const c = await computation();
+    const last = await twoCycles(c, launch(c, [program("pty_pair"), "20"]), 2);
+    expect(last.lines().every((line) => line.endsWith(" ok"))).toBe(true);
+  });
+
+  test("Python's pty module relays a child's output without a gap", async () => {
+    const c = await computation();
+    const relay = join(ROOT, "test/integration/pty_relay.py");
+    const first = launch(c, ["/usr/bin/python3", relay, program("counter"), "20"]);
+    await twoCycles(c, first, 2);
   });
 
   test("the restart script rebuilds the whole tree", async () => {

@@ -99,6 +99,9 @@ pub const socket_messages_max = 4096;
 /// Open file descriptions of regular files shared between descriptors (across fork, or
 /// dup) that one restart opens once for all their holders.
 pub const descriptions_max = 1024;
+/// Descriptors one epoll instance watches that a checkpoint saves (its record is at most
+/// 64 KiB); more fail the checkpoint.
+pub const epoll_entries_max = 2048;
 /// Pseudo-terminals one restart re-creates for the whole tree (each has two ends to hand down).
 pub const ptys_max = 256;
 /// Bytes waiting in one pseudo-terminal that a checkpoint stores, each way: the kernel

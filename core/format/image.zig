@@ -111,6 +111,10 @@ pub const RecordTag = enum(u16) {
     terminal = 14,
     /// One descriptor on either end of a pseudo-terminal (ptys.zig).
     pty = 15,
+    /// One eventfd, signalfd or timerfd descriptor (events.zig).
+    event = 16,
+    /// One epoll descriptor and what it watches (epoll.zig).
+    epoll = 17,
 };
 
 pub const RecordHeader = extern struct {
@@ -273,6 +277,47 @@ pub const DescriptorKind = enum(u16) {
     pty = 8,
     /// /dev/tty, /dev/zero, /dev/full, /dev/random or /dev/urandom: opened again by path.
     device = 9,
+    /// An eventfd, signalfd or timerfd: from its `event` record.
+    event = 10,
+    /// An epoll instance: from its `epoll` record.
+    epoll = 11,
+};
+
+pub const EventKind = enum(u16) { eventfd = 1, signalfd = 2, timerfd = 3 };
+
+/// An eventfd, signalfd or timerfd, as /proc/self/fdinfo shows it.
+pub const Event = extern struct {
+    fd: i32,
+    /// EventKind.
+    kind: u16,
+    reserved: u16 = 0,
+    /// fcntl(F_GETFL).
+    open_flags: u32,
+    /// fcntl(F_GETFD): FD_CLOEXEC.
+    fd_flags: u32,
+    /// eventfd: its counter; signalfd: its signal mask; timerfd: expirations not yet read.
+    value: u64,
+    /// eventfd: 1 for EFD_SEMAPHORE; timerfd: its clock.
+    detail: i32,
+    reserved1: u32 = 0,
+    /// timerfd: time to its next expiry (0: disarmed) and its interval.
+    remaining_ns: u64 = 0,
+    interval_ns: u64 = 0,
+};
+
+/// An epoll instance, followed by `entry_count` EpollEntry: what it watched, by descriptor.
+pub const Epoll = extern struct {
+    fd: i32,
+    entry_count: u32,
+    open_flags: u32,
+    fd_flags: u32,
+};
+
+pub const EpollEntry = extern struct {
+    fd: i32,
+    /// The registered mask (EPOLLET, EPOLLONESHOT, ... included).
+    events: u32,
+    data: u64,
 };
 
 /// Ids as the program sees them: the kernel's ids of the first run, kept across restarts.
@@ -525,6 +570,9 @@ comptime {
     assert(@sizeOf(FileDescription) == 32);
     assert(@sizeOf(Terminal) == 56);
     assert(@sizeOf(Pty) == 72);
+    assert(@sizeOf(Event) == 48);
+    assert(@sizeOf(Epoll) == 16);
+    assert(@sizeOf(EpollEntry) == 16);
 }
 
 pub fn hash(bytes: []const u8) u64 {
@@ -654,6 +702,18 @@ pub fn checkBody(record: *const RecordHeader, body: []const u8) BodyError!void {
             if (terminal.fd < 0 or terminal.fd > 2) return error.BadBody;
             if (terminal.foreground > 1) return error.BadBody;
             if (record.data_size != 0) return error.BadBody;
+        },
+        .event => {
+            if (body.len != @sizeOf(Event) or record.data_size != 0) return error.BadBody;
+            const event = std.mem.bytesToValue(Event, body[0..@sizeOf(Event)]);
+            if (event.fd < 0) return error.BadBody;
+            _ = std.meta.intToEnum(EventKind, event.kind) catch return error.BadBody;
+        },
+        .epoll => {
+            if (body.len < @sizeOf(Epoll) or record.data_size != 0) return error.BadBody;
+            const epoll = std.mem.bytesToValue(Epoll, body[0..@sizeOf(Epoll)]);
+            const entries_size = @as(u64, epoll.entry_count) * @sizeOf(EpollEntry);
+            if (epoll.fd < 0 or body.len != @sizeOf(Epoll) + entries_size) return error.BadBody;
         },
         .pty => {
             if (body.len != @sizeOf(Pty)) return error.BadBody;

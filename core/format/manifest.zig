@@ -44,7 +44,7 @@ fn writeImage(out: *std.Io.Writer) !void {
         "Header",      "RecordHeader", "Process",      "Region",        "Run",
         "Thread",      "Descriptor",   "SignalAction", "PendingSignal", "Timer",
         "ProcessTree", "Zombie",       "Pipe",         "Socket",        "FileDescription",
-        "Terminal",    "Pty",
+        "Terminal",    "Pty",          "Event",        "Epoll",         "EpollEntry",
     };
     inline for (structs, 0..) |name, index| {
         if (index > 0) try out.writeAll(",");

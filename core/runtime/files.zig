@@ -6,8 +6,9 @@
 //! /dev/tty, /dev/zero and the random devices are opened again by path too. Pipes, sockets
 //! and pseudo-terminals have their own kinds (pipes.zig, sockets.zig, ptys.zig), and so do
 //! descriptions shared between descriptors (descriptions.zig).
-//! Not yet: eventfd, epoll, memfd (recorded as unsupported and left closed), file contents
-//! (a file changed since the checkpoint is not detected).
+//! eventfd, signalfd, timerfd and epoll descriptors have kinds of their own too (events.zig,
+//! epoll.zig). Not yet: memfd, inotify (recorded as unsupported and left closed), file
+//! contents (a file changed since the checkpoint is not detected).
 const std = @import("std");
 const linux = std.os.linux;
 const assert = std.debug.assert;
@@ -16,6 +17,8 @@ const image = @import("format").image;
 const kinds = @import("kinds.zig");
 const proc = @import("proc.zig");
 const ptys = @import("ptys.zig");
+const events = @import("events.zig");
+const epoll = @import("epoll.zig");
 
 pub const kind: kinds.Kind = .{ .tag = .descriptor, .save = save, .restore = restore };
 
@@ -69,6 +72,8 @@ fn classify(fd: i32, stat: *const linux.Stat, path: []const u8) image.Descriptor
     if (linux.S.ISSOCK(stat.mode)) return .socket; // sockets.zig.
     if (fd <= 2) return .inherit;
     if (linux.S.ISCHR(stat.mode) and ptys.describe(fd) != null) return .pty; // ptys.zig.
+    if (events.classify(fd) != null) return .event; // events.zig.
+    if (epoll.isEpoll(fd)) return .epoll; // epoll.zig.
     return .unsupported;
 }
 
@@ -90,7 +95,7 @@ fn restore(context: *kinds.RestoreContext, record: kinds.Record) kinds.RestoreEr
     const fd = descriptor.fd;
     if (fd < 0) return error.BadRecord;
     switch (@as(image.DescriptorKind, @enumFromInt(descriptor.kind))) {
-        .inherit, .unsupported, .pipe, .socket, .pty => return,
+        .inherit, .unsupported, .pipe, .socket, .pty, .event, .epoll => return,
         .regular, .directory, .dev_null, .device => {},
     }
     moveAside(context.image_fd, fd);

@@ -73,7 +73,8 @@ pub const Kind = struct {
 /// pipes, sockets and shared descriptions after descriptors, so that a number a descriptor
 /// restored before took for itself is replaced last (a shared description replaces the file
 /// that `files` opened on its own), pseudo-terminals last of those (a slave replaces what
-/// `files` kept on 0, 1 or 2); the terminal after them all, as it acts on 0, 1 and 2.
+/// `files` kept on 0, 1 or 2); eventfds, signalfds and timerfds, then epoll instances, which
+/// watch all of those; the terminal after them all, as it acts on 0, 1 and 2.
 pub const list = [_]Kind{
     @import("process.zig").kind,
     @import("pids.zig").kind,
@@ -86,6 +87,8 @@ pub const list = [_]Kind{
     @import("sockets.zig").kind,
     @import("descriptions.zig").kind,
     @import("ptys.zig").kind,
+    @import("events.zig").kind,
+    @import("epoll.zig").kind,
     @import("terminal.zig").kind,
     @import("memory.zig").kind,
 };

@@ -60,6 +60,8 @@ test {
     _ = @import("descriptions.zig");
     _ = @import("terminal.zig");
     _ = @import("ptys.zig");
+    _ = @import("events.zig");
+    _ = @import("epoll.zig");
     _ = @import("pending_signals.zig");
     _ = @import("timers.zig");
     _ = @import("timer_threads.zig");

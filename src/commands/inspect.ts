@@ -6,6 +6,7 @@ import type { ParsedArgv } from "../args";
 import {
   Backing,
   DescriptorKind,
+  EventKind,
   ThreadRole,
   PtyRole,
   TimerKind,
@@ -118,6 +119,15 @@ function summary(image: Image): string {
     ...image.ptys.map((pty) =>
       `  ${String(pty.fd).padStart(4)} ${nameOf(PtyRole, pty.role)} of pts ${pty.index}, ` +
       `${pty.outputSize} bytes to read on the master, ${pty.inputSize} on the slave`),
+    `event descriptors: ${image.events.length + image.epolls.length}`,
+    ...image.events.map((event) =>
+      `  ${String(event.fd).padStart(4)} ${nameOf(EventKind, event.kind)} value ${event.value}` +
+      (event.kind === EventKind.timerfd
+        ? `, next in ${event.remainingNs} ns, every ${event.intervalNs} ns`
+        : "")),
+    ...image.epolls.map((epoll) =>
+      `  ${String(epoll.fd).padStart(4)} epoll watching ` +
+      (epoll.entries.map((entry) => entry.fd).join(", ") || "nothing")),
   ];
   return `${lines.join("\n")}\n`;
 }

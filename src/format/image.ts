@@ -14,7 +14,7 @@ export const DATA_SIZE_MAX = 64 * 1024 * 1024;
 export const RecordTag = {
   process: 1, region: 2, thread: 3, descriptor: 4, signal_action: 5, pending_signal: 6, timer: 7,
   process_tree: 10, pipe: 11, socket: 12, file_description: 13, terminal: 14,
-  pty: 15,
+  pty: 15, event: 16, epoll: 17,
 } as const;
 export const TimerKind = { itimer_real: 1, itimer_virtual: 2, itimer_prof: 3, posix: 4 } as const;
 export const Backing = {
@@ -22,8 +22,9 @@ export const Backing = {
 } as const;
 export const DescriptorKind = {
   regular: 1, directory: 2, dev_null: 3, inherit: 4, unsupported: 5, pipe: 6, socket: 7, pty: 8,
-  device: 9,
+  device: 9, event: 10, epoll: 11,
 } as const;
+export const EventKind = { eventfd: 1, signalfd: 2, timerfd: 3 } as const;
 export const PtyRole = { master: 1, slave: 2 } as const;
 export const PipeEnd = { read: 1, write: 2 } as const;
 export const SocketState = { connected: 1, listening: 2, other: 3 } as const;
@@ -115,6 +116,15 @@ export const LAYOUTS: Record<string, Layout> = {
     ["termios", 24, "bytes36"], ["rows", 60, "u16"], ["columns", 62, "u16"],
     ["x_pixels", 64, "u16"], ["y_pixels", 66, "u16"], ["input_size", 68, "u32"],
   ],
+  Event: [
+    ["fd", 0, "i32"], ["kind", 4, "u16"], ["reserved", 6, "u16"], ["open_flags", 8, "u32"],
+    ["fd_flags", 12, "u32"], ["value", 16, "u64"], ["detail", 24, "i32"], ["reserved1", 28, "u32"],
+    ["remaining_ns", 32, "u64"], ["interval_ns", 40, "u64"],
+  ],
+  Epoll: [
+    ["fd", 0, "i32"], ["entry_count", 4, "u32"], ["open_flags", 8, "u32"], ["fd_flags", 12, "u32"],
+  ],
+  EpollEntry: [["fd", 0, "i32"], ["events", 4, "u32"], ["data", 8, "u64"]],
   PendingSignal: [["tid", 0, "u32"], ["signal", 4, "u32"], ["info", 8, "bytes128"]],
   Timer: [
     ["kind", 0, "u16"], ["reserved", 2, "u16"], ["id", 4, "i32"], ["clock", 8, "i32"],
@@ -127,7 +137,7 @@ export const STRUCT_SIZES: Record<string, number> = {
   Header: 4096, RecordHeader: 32, Process: 120, Region: 56, Run: 16, Thread: 32, Descriptor: 32,
   SignalAction: 40, PendingSignal: 136, Timer: 48, ProcessTree: 24, Zombie: 8, Pipe: 40,
   Socket: 56, FileDescription: 32, Terminal: 56,
-  Pty: 72,
+  Pty: 72, Event: 48, Epoll: 16, EpollEntry: 16,
 };
 
 export function fieldSize(type: FieldType): number {
@@ -264,6 +274,19 @@ export interface PtyInfo {
   inputSize: number;
 }
 
+export interface EventInfo {
+  fd: number;
+  kind: number;
+  value: bigint;
+  remainingNs: bigint;
+  intervalNs: bigint;
+}
+
+export interface EpollInfo {
+  fd: number;
+  entries: { fd: number; events: number; data: bigint }[];
+}
+
 export interface PendingSignalInfo {
   /// 0: pending for the whole process.
   tid: number;
@@ -290,6 +313,8 @@ export interface Image {
   /// Undefined when the process had no controlling terminal on 0, 1 or 2.
   terminal?: TerminalInfo;
   ptys: PtyInfo[];
+  events: EventInfo[];
+  epolls: EpollInfo[];
   header: ImageHeader;
   cwd: string;
   umask: number;
@@ -415,7 +440,7 @@ function readRecords(reader: Reader, header: ImageHeader, verifyData: boolean): 
   const image: Image = {
     path: reader.path, header, cwd: "", umask: 0, regions: [], descriptors: [], threads: [],
     signalActions: [], pipes: [], sockets: [], fileDescriptions: [], pendingSignals: [],
-    timers: [], ptys: [],
+    timers: [], ptys: [], events: [], epolls: [],
   };
   const folded: Uint8Array[] = [];
   let offset = HEADER_SIZE;
@@ -560,6 +585,27 @@ function addRecord(
       fd, foreground: foreground === 1, localFlags: view.getUint32(12, true),
       rows: num(terminal.rows!), columns: num(terminal.columns!),
     };
+  } else if (tag === RecordTag.event) {
+    if (body.length !== STRUCT_SIZES.Event! || dataSize !== 0) throw bad();
+    const event = decodeStruct("Event", body);
+    const known = Object.values(EventKind).includes(num(event.kind!) as 1);
+    if (num(event.fd!) < 0 || !known) throw bad();
+    image.events.push({
+      fd: num(event.fd!), kind: num(event.kind!), value: event.value as bigint,
+      remainingNs: event.remaining_ns as bigint, intervalNs: event.interval_ns as bigint,
+    });
+  } else if (tag === RecordTag.epoll) {
+    if (body.length < STRUCT_SIZES.Epoll! || dataSize !== 0) throw bad();
+    const epoll = decodeStruct("Epoll", body);
+    const count = num(epoll.entry_count!);
+    const size = STRUCT_SIZES.EpollEntry!;
+    if (num(epoll.fd!) < 0 || body.length !== STRUCT_SIZES.Epoll! + count * size) throw bad();
+    const entries = [];
+    for (let index = 0; index < count; index++) {
+      const entry = decodeStruct("EpollEntry", body, STRUCT_SIZES.Epoll! + index * size);
+      entries.push({ fd: num(entry.fd!), events: num(entry.events!), data: entry.data as bigint });
+    }
+    image.epolls.push({ fd: num(epoll.fd!), entries });
   } else if (tag === RecordTag.pty) {
     if (body.length !== STRUCT_SIZES.Pty!) throw bad();
     const pty = decodeStruct("Pty", body);

@@ -198,7 +198,7 @@ describe("process trees", () => {
     const atRequest = rounds(running).at(-1)!;
     expect(sandbox.run(["command", "-p", c.port, "--bcheckpoint"]).code).toBe(0);
     for (const pid of workerPids(c)) process.kill(pid, "SIGKILL");
-    await until(() => sandbox.status(Number(c.port)).peers === 0, { what: "every worker to leave" });
+    await until(() => sandbox.status(Number(c.port)).peers === 0, { what: "the workers to leave" });
     const all = images(c);
     expect(all.length).toBe(3);
     // Without the newest checkpoint's sh, nothing is guessed.

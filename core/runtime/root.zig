@@ -48,12 +48,14 @@ test {
     _ = threads;
     _ = @import("thread_state.zig");
     _ = @import("interrupted_calls.zig");
+    _ = @import("interrupted_waits.zig");
     _ = memory;
     _ = emulator;
     _ = @import("files.zig");
     _ = @import("process.zig");
     _ = @import("signals.zig");
     _ = @import("pids.zig");
+    _ = @import("thread_ids.zig");
     _ = @import("pipes.zig");
     _ = @import("sockets.zig");
     _ = @import("inherited.zig");

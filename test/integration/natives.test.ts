@@ -9,7 +9,7 @@ const ARCHS = ["x86_64", "i386", "aarch64", "armv7"];
 const WRAPPERS = [
   "getpid", "getppid", "gettid", "getpgid", "getpgrp", "getsid", "setsid", "setpgid", "setpgrp",
   "kill", "killpg", "tgkill", "wait4", "waitpid", "wait", "wait3", "waitid", "tcgetpgrp",
-  "tcsetpgrp", "sigaction", "signal", "bsd_signal", "sigprocmask", "pthread_sigmask",
+  "tcsetpgrp", "syscall", "sigaction", "signal", "bsd_signal", "sigprocmask", "pthread_sigmask",
 ];
 const FORBIDDEN = /^(malloc|calloc|realloc|free|printf|fprintf|puts|fwrite|fopen|posix_memalign)$/;
 

@@ -31,7 +31,7 @@ pub const kind: kinds.Kind = .{
     .on_resume = onResume,
 };
 
-const Entry = struct { virtual: i32, real: i32 };
+pub const Entry = struct { virtual: i32, real: i32 };
 
 /// Empty until the first restart: then every id is the kernel's own.
 var table: [limits.processes_max]Entry = undefined;
@@ -99,11 +99,13 @@ pub fn virtualPid() i32 {
     return toVirtual(real);
 }
 
-/// fork's child hook: a process born now keeps its kernel pid as its virtual one.
+/// fork's child hook: a process born now keeps its kernel pid as its virtual one, and has
+/// none of its parent's other threads.
 pub fn afterFork() void {
     own_real = linux.getpid();
     own_virtual = own_real;
     assert(own_real > 0);
+    thread_ids.reset();
 }
 
 fn save(context: *kinds.SaveContext) kinds.SaveError!void {
@@ -405,6 +407,19 @@ fn passThrough(number: c_long, args: [6]usize) c_long {
     if (errno == .SUCCESS) return @bitCast(rc);
     std.c._errno().* = @intFromEnum(errno);
     return -1;
+}
+
+/// For the tests of other files: the table of a restarted process, until cleared.
+pub fn setTableForTest(own: Entry, others: []const Entry) void {
+    own_virtual = own.virtual;
+    own_real = own.real;
+    table[0] = own;
+    @memcpy(table[1..][0..others.len], others);
+    table_count = 1 + others.len;
+}
+
+pub fn clearTableForTest() void {
+    table_count = 0;
 }
 
 test "pids: ids translate through the table both ways, groups included" {

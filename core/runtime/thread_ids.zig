@@ -39,14 +39,6 @@ pub fn toReal(virtual: i32) i32 {
     return pids.toReal(virtual);
 }
 
-/// A thread of this process, by its virtual id: the kernel's id, or null.
-pub fn ownThread(virtual: i32) ?i32 {
-    for (table[0..table_count]) |entry| {
-        if (entry.virtual == virtual) return entry.real;
-    }
-    return null;
-}
-
 /// Restart, on the checkpoint thread, before the program's threads are released.
 pub fn reset() void {
     table_count = 0;
@@ -66,5 +58,4 @@ test "thread_ids: a re-created thread is known by its first id, others pass on t
     try std.testing.expectEqual(@as(i32, 9001), toReal(1234));
     try std.testing.expectEqual(@as(i32, 1234), toVirtual(9001));
     try std.testing.expectEqual(@as(i32, 77), toReal(77));
-    try std.testing.expectEqual(@as(?i32, null), ownThread(77));
 }

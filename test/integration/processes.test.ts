@@ -332,6 +332,18 @@ describe("process trees", () => {
     expect(restarted.stderr).toBe("");
   });
 
+  test("threads keep their first ids for gettid, tgkill, tkill and /proc/self/task", async () => {
+    const c = await computation();
+    const first = launch(c, [program("thread_ids"), "20"]);
+    await twoCycles(c, first, 1);
+  });
+
+  test("/proc/<pid> paths of a process and of its child reach them after restart", async () => {
+    const c = await computation();
+    const first = launch(c, [program("proc_paths"), "20"]);
+    await twoCycles(c, first, 2);
+  });
+
   test("a tree of 50 processes restarts whole, twice", async () => {
     const c = await computation();
     let running = launch(c, [program("tree"), "50", "50"]);

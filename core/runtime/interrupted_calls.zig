@@ -142,20 +142,25 @@ fn continued(number: usize, args: [6]usize) [6]usize {
     return result;
 }
 
-/// In the handler, right before it returns: sigreturn then enters the call again, or, for a
-/// wait the program made itself in a process just restarted, goes on past it with the
-/// result of the same wait made here.
+/// In the handler, right before it returns: sigreturn then enters the call again.
 pub fn apply(ucontext: ?*anyopaque, restart: Restart, restarted: bool) void {
     if (!supported) unreachable;
     const frame = ucontext orelse unreachable;
-    var args = restart.args;
-    if (restart.wait) |wait| {
-        args = interrupted_waits.realArgs(restart.number, args, wait);
-        if (restarted and wait.finish_here) {
-            const result = interrupted_waits.finish(frame, restart.number, args, wait);
-            arch.completeSyscall(frame, restart.return_address, result);
-            return;
-        }
+    if (restart.wait) |wait| if (restarted) return applyWait(frame, restart, wait);
+    // The kernel enters it again by itself, with the same ids, still the kernel's.
+    if (restart.rewound) return;
+    arch.restartSyscall(frame, restart.number, restart.args);
+    assert(arch.syscallSite(frame).result == restart.number);
+}
+
+/// A wait in a process just restarted: it goes in again with its child's new kernel pid, or,
+/// when the program made it itself, is made here and sigreturn goes on past it.
+fn applyWait(frame: *anyopaque, restart: Restart, wait: interrupted_waits.Wait) void {
+    const args = interrupted_waits.realArgs(restart.number, restart.args, wait);
+    if (wait.finish_here) {
+        const result = interrupted_waits.finish(frame, restart.number, args, wait);
+        arch.completeSyscall(frame, restart.return_address, result);
+        return;
     }
     if (restart.rewound) arch.completeSyscall(frame, restart.return_address, eintr);
     arch.restartSyscall(frame, restart.number, args);

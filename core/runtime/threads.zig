@@ -20,7 +20,9 @@
 //! handler, which returns 1 from the save, sets its kernel state again, reports itself
 //! restarted, waits for the release and returns: rt_sigreturn then restores the interrupted
 //! state from the restored frame. A thread that was blocked in a system call enters it again
-//! (interrupted_calls.zig), without an EINTR the program never asked for.
+//! (interrupted_calls.zig), without an EINTR the program never asked for. The program goes on
+//! knowing each thread by the id it was born with (thread_ids.zig); glibc's cached id is the
+//! new one, which glibc itself passes to the kernel.
 //!
 //! Saved: the records are for `dmtcp inspect` only; the runtime restores from this file's own
 //! table, which is part of the restored memory. The checkpoint thread names itself

@@ -110,3 +110,31 @@ test "interrupted_waits: a wait's id is kept virtual and made real again" {
     try std.testing.expectEqual(@as(usize, 0x10), args[1]);
     try std.testing.expectEqual(@as(?Wait, null), plan(@intFromEnum(linux.SYS.read), args));
 }
+
+test "interrupted_waits: the program's signal mask is read from the signal frame" {
+    if (!@import("interrupted_calls.zig").supported) return error.SkipZigTest;
+    const State = struct {
+        var seen: u64 = 0;
+        fn handler(_: i32, _: *const linux.siginfo_t, ucontext: ?*anyopaque) callconv(.c) void {
+            seen = programMask(ucontext.?);
+        }
+    };
+    var action: linux.Sigaction = .{
+        .handler = .{ .sigaction = State.handler },
+        .mask = linux.sigemptyset(),
+        .flags = linux.SA.SIGINFO,
+    };
+    var old_action: linux.Sigaction = undefined;
+    _ = linux.sigaction(linux.SIG.USR1, &action, &old_action);
+    defer _ = linux.sigaction(linux.SIG.USR1, &old_action, null);
+    var mask: u64 = 0;
+    const none: u64 = 0;
+    const how = linux.SIG.BLOCK;
+    _ = linux.syscall4(.rt_sigprocmask, how, @intFromPtr(&none), @intFromPtr(&mask), 8);
+    const blocked: u64 = @as(u64, 1) << (linux.SIG.CHLD - 1);
+    var program_mask = mask | blocked;
+    setMask(&program_mask, null);
+    _ = linux.tkill(linux.gettid(), linux.SIG.USR1);
+    setMask(&mask, null);
+    try std.testing.expectEqual(program_mask, State.seen);
+}

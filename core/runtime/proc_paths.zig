@@ -239,8 +239,13 @@ fn startsAt(path: [*:0]const u8, index: usize, comptime text: []const u8) bool {
 /// link is read whole into a buffer of ours, so that it is cut where the program's is.
 fn readLink(comptime call: Call, args: std.meta.ArgsTuple(Signature(call))) isize {
     const index = comptime pathIndex(call);
+    if (!pids.translating()) return forward(call, args);
     const link = selfLink(args[index]);
-    if (!pids.translating() or link == .other) return forward(call, args);
+    if (link == .other) return forward(call, args);
+    // A size larger than the buffer: glibc's fortified readlink fails the program, as it asks.
+    if (call == .__readlink_chk and args[index + 2] > args[index + 3]) {
+        return forward(call, args);
+    }
     var real: [64]u8 = undefined;
     var own_args = args;
     own_args[index + 1] = &real;
@@ -260,9 +265,9 @@ const Link = enum { self, thread_self, other };
 
 fn selfLink(path: Path) Link {
     const name = path orelse return .other;
-    const text = std.mem.sliceTo(name, 0);
-    if (std.mem.eql(u8, text, "/proc/self")) return .self;
-    if (std.mem.eql(u8, text, "/proc/thread-self")) return .thread_self;
+    // The terminating zero is compared too: the path must be exactly one of these.
+    if (startsAt(name, 0, "/proc/self\x00")) return .self;
+    if (startsAt(name, 0, "/proc/thread-self\x00")) return .thread_self;
     return .other;
 }
 
@@ -432,6 +437,10 @@ test "proc_paths: readlink of /proc/self and /proc/thread-self answers with firs
     try std.testing.expectEqualStrings("500", virtualLink(.self, "7000", &buffer).?);
     const thread = virtualLink(.thread_self, "7000/task/7010", &buffer).?;
     try std.testing.expectEqualStrings("500/task/502", thread);
+    try std.testing.expectEqual(Link.self, selfLink("/proc/self"));
+    try std.testing.expectEqual(Link.other, selfLink("/proc/self/"));
+    try std.testing.expectEqual(Link.thread_self, selfLink("/proc/thread-self"));
+    try std.testing.expectEqual(Link.other, selfLink("/proc/sel"));
     try std.testing.expect(underProc("/proc/1"));
     try std.testing.expect(!underProc("/pro"));
     try std.testing.expect(!underProc(null));

@@ -82,13 +82,9 @@ pub fn translating() bool {
     return table_count > 0;
 }
 
-/// This process: its kernel pid, and the id the program knows it by.
+/// This process's kernel pid, known once `translating()` (set by a restart or a fork).
 pub fn ownReal() i32 {
     return own_real;
-}
-
-pub fn ownVirtual() i32 {
-    return own_virtual;
 }
 
 /// This process's virtual pid.

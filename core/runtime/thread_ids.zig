@@ -44,9 +44,10 @@ pub fn reset() void {
     table_count = 0;
 }
 
+/// One entry per saved thread: there are never more than the thread slots (threads_max).
 pub fn add(virtual: i32, real: i32) void {
     assert(virtual > 0 and real > 0);
-    if (table_count == table.len) return;
+    assert(table_count < table.len);
     table[table_count] = .{ .virtual = virtual, .real = real };
     table_count += 1;
 }

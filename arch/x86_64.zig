@@ -188,7 +188,7 @@ const register = struct {
 /// uc_flags, uc_link and uc_stack precede uc_mcontext in the kernel's `struct ucontext`.
 const mcontext_offset = 40;
 /// `syscall` is two bytes (0f 05): the interrupted call restarts two bytes back.
-const syscall_instruction_size = 2;
+pub const syscall_instruction_size = 2;
 
 comptime {
     // Checked against the standard library's view when this is the compiled architecture.
@@ -229,6 +229,15 @@ pub fn restartSyscall(ucontext: *anyopaque, number: usize, args: [6]usize) void 
     r[register.r10] = args[3];
     r[register.r8] = args[4];
     r[register.r9] = args[5];
+}
+
+/// Makes sigreturn go on after a system call, at `instruction_pointer` (the address right
+/// after the `syscall` instruction), as if the call had returned `result`.
+pub fn completeSyscall(ucontext: *anyopaque, instruction_pointer: usize, result: usize) void {
+    const r = registers(ucontext);
+    assert(instruction_pointer > syscall_instruction_size);
+    r[register.rip] = instruction_pointer;
+    r[register.rax] = result;
 }
 
 /// x86 keeps instruction and data caches coherent.

@@ -76,41 +76,73 @@ function parse(text: string): Record<string, number> {
   }));
 }
 
+async function startCoordinator(name: string) {
+  const ckpt = join(dir, `ckpt-${name}`);
+  mkdirSync(ckpt, { recursive: true });
+  const portFile = join(dir, `port-${name}`);
+  const coordinator = Bun.spawn(
+    [dmtcp, "coordinator", "-p", "0", "--port-file", portFile, "-c", ckpt],
+    { env, stderr: "ignore" },
+  );
+  await until(() => Bun.file(portFile).size > 0);
+  return { ckpt, port: await Bun.file(portFile).text(), coordinator };
+}
+
 /// What a shell script pays: sh running /bin/true `count` times (fork + exec + wait each),
 /// in ns per program, less the time of the same sh running it once.
-function shellSpawns(prefix: string[], count = 500): Record<string, number> {
+function shellSpawns(prefix: string[], count = 500): number {
   const loop = (n: number) => `i=0; while [ $i -lt ${n} ]; do /bin/true; i=$((i+1)); done`;
   const time = (n: number) => {
     const start = performance.now();
     Bun.spawnSync([...prefix, "/bin/sh", "-c", loop(n)], { env, stdout: "ignore" });
     return performance.now() - start;
   };
-  return { sh_spawn: ((time(count) - time(1)) * 1e6) / (count - 1) };
+  return ((time(count) - time(1)) * 1e6) / (count - 1);
+}
+
+/// bench_pids under the runtime: as launched, or (with a delay) once checkpointed, killed and
+/// restarted, when every wrapper translates.
+async function managedBench(name: string, restarted: boolean): Promise<Record<string, number>> {
+  const bench = join(programs, "bench_pids");
+  const { ckpt, port, coordinator } = await startCoordinator(name);
+  const argv = restarted ? [bench, "1000000", "200", "3000"] : [bench];
+  let managed = Bun.spawn([dmtcp, "launch", "-p", port, "-c", ckpt, ...argv], {
+    env,
+    stdout: "pipe",
+  });
+  if (restarted) {
+    await until(() => status(port).peers === 1);
+    run(["command", "-p", port, "--bcheckpoint"]);
+    managed.kill("SIGKILL");
+    await until(() => status(port).peers === 0);
+    const images = readdirSync(ckpt).filter((file) => file.endsWith(".dmtcp"))
+      .map((file) => join(ckpt, file));
+    managed = Bun.spawn([dmtcp, "restart", "-p", port, ...images], { env, stdout: "pipe" });
+  }
+  const result = parse(await new Response(managed.stdout).text());
+  run(["command", "-p", port, "--quit"]);
+  coordinator.kill();
+  return result;
 }
 
 async function wrappers(): Promise<void> {
-  const bench = join(programs, "bench_pids");
-  const bare = parse(Bun.spawnSync([bench], { stdout: "pipe" }).stdout.toString());
-  const ckpt = join(dir, "ckpt-bench");
-  mkdirSync(ckpt, { recursive: true });
-  const portFile = join(dir, "port-bench");
-  const coordinator = Bun.spawn(
-    [dmtcp, "coordinator", "-p", "0", "--port-file", portFile, "-c", ckpt],
-    { env, stderr: "ignore" },
-  );
-  await until(() => Bun.file(portFile).size > 0);
-  const port = await Bun.file(portFile).text();
-  const managed = Bun.spawn([dmtcp, "launch", "-p", port, bench], { env, stdout: "pipe" });
-  const under = parse(await new Response(managed.stdout).text());
-  Object.assign(bare, shellSpawns([]));
-  Object.assign(under, shellSpawns([dmtcp, "launch", "-p", port]));
-  run(["command", "-p", port, "--quit"]);
-  coordinator.kill();
+  const bare = parse(Bun.spawnSync([join(programs, "bench_pids")], { stdout: "pipe" })
+    .stdout.toString());
+  const under = await managedBench("launched", false);
+  const restarted = await managedBench("restarted", true);
+  const cell = (value: number) => `${value.toFixed(1).padStart(9)} ns`;
   for (const name of Object.keys(bare)) {
-    const ratio = under[name]! / bare[name]!;
-    console.log(`${name.padEnd(11)} bare ${bare[name]!.toFixed(1).padStart(9)} ns  ` +
-      `dmtcp ${under[name]!.toFixed(1).padStart(9)} ns  x${ratio.toFixed(2)}`);
+    console.log(`${name.padEnd(11)} bare ${cell(bare[name]!)}  ` +
+      `dmtcp ${cell(under[name]!)} x${(under[name]! / bare[name]!).toFixed(2)}  ` +
+      `restarted ${cell(restarted[name]!)} x${(restarted[name]! / bare[name]!).toFixed(2)}`);
   }
+  const shell = await startCoordinator("shell");
+  const shellBare = shellSpawns([]);
+  const shellUnder = shellSpawns([dmtcp, "launch", "-p", shell.port]);
+  run(["command", "-p", shell.port, "--quit"]);
+  shell.coordinator.kill();
+  console.log(`${"sh_spawn".padEnd(11)} bare ${cell(shellBare)}  ` +
+    `dmtcp ${cell(shellUnder)} x${(shellUnder / shellBare).toFixed(2)}`);
 }
 
 try {

@@ -15,6 +15,7 @@ const assert = std.debug.assert;
 const arch = @import("arch").current;
 const limits = @import("limits");
 const tree = @import("tree.zig");
+const pid_map = @import("pid_map.zig");
 const fail = @import("fail.zig").fail;
 
 pub const one_prefix = "DMTCP_RESTART_ONE=";
@@ -38,7 +39,7 @@ pub fn execSibling(own: *const tree.Target, native_dir: ?[]const u8) noreturn {
         fail("DMTCP_NATIVE_DIR is too long");
     text_size = 0;
     append("{s}{d}:{d}:{d}:{d}", .{
-        one_prefix, tree.fd_base, own.connection_fd, tree.pid_map_fd, tree.pid_map_count,
+        one_prefix, tree.fd_base, own.connection_fd, pid_map.fd, pid_map.count,
     });
     const one = finish(0);
     const pipes = appendPipes();
@@ -104,8 +105,8 @@ pub fn adopt(path: [*:0]const u8, one: []const u8) usize {
     parseNumbers(one, ':', &fields);
     tree.fd_base = @intCast(fields[0]);
     tree.targets[0].connection_fd = @intCast(fields[1]);
-    tree.pid_map_fd = @intCast(fields[2]);
-    tree.pid_map_count = @intCast(fields[3]);
+    pid_map.fd = @intCast(fields[2]);
+    pid_map.count = @intCast(fields[3]);
     var entries = std.mem.tokenizeScalar(u8, variable(pipes_prefix) orelse "", ',');
     while (entries.next()) |entry| {
         if (tree.inherited_count == tree.inherited.len) fail("DMTCP_RESTART_PIPES is too long");

@@ -34,6 +34,7 @@ const relocate = @import("relocate.zig");
 const special = @import("special.zig");
 const regions = @import("regions.zig");
 const tree = @import("tree.zig");
+const pid_map = @import("pid_map.zig");
 const handover = @import("handover.zig");
 const fail = @import("fail.zig").fail;
 
@@ -93,8 +94,8 @@ fn continueMoved(_: usize) callconv(.c) noreturn {
         .envp = @intFromPtr(&state.envp),
         .restart_start = state.hole_start,
         .restart_end = state.hole_start + state.hole_size,
-        .pid_map_fd = tree.pid_map_fd,
-        .pid_map_count = tree.pid_map_count,
+        .pid_map_fd = pid_map.fd,
+        .pid_map_count = pid_map.count,
         .pipes = @intFromPtr(&tree.inherited),
         .pipe_count = @intCast(tree.inherited_count),
     };

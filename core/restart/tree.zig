@@ -9,12 +9,12 @@
 //!     Unix sockets and one listening socket per listening one (sockets.zig), one open file
 //!     description per description several descriptors shared (descriptions.zig), one
 //!     pseudo-terminal per one whose master they hold (ptys.zig), one memfd per shared
-//!     memory object, and the pid map each process writes its new kernel pid to;
+//!     memory object, and the pid map each process writes its new kernel pid to (pid_map.zig);
 //!  3. forks the tree, parents before children, each child in its session (taking its
 //!     pseudo-terminal as controlling terminal again) and group (setsid, setpgid on both
-//!     sides of the fork, as shells do), then each process its
-//!     unreaped children, which exit at once with their recorded status; other roots are
-//!     double-forked so that, as before, init is their parent;
+//!     sides of the fork, as shells do), then each process its unreaped children, which exit
+//!     at once with their recorded status (zombies.zig); other roots are double-forked so
+//!     that, as before, init is their parent;
 //!  4. in each process, closes what is not its own; the process then restores its image.
 //! A single image goes the same way (a tree of one).
 const std = @import("std");
@@ -27,6 +27,8 @@ const fail = @import("fail.zig").fail;
 const sockets = @import("sockets.zig");
 const descriptions = @import("descriptions.zig");
 const ptys = @import("ptys.zig");
+const pid_map = @import("pid_map.zig");
+const zombies = @import("zombies.zig");
 
 pub const Target = struct {
     path: [*:0]const u8,
@@ -51,7 +53,6 @@ const PipePlan = struct {
 
 pub const SharedObject = struct { inode: u32, path_hash: u64, size: u64, fd: i32 = -1 };
 const Use = struct { target: u16, pipe: u16 };
-const Zombie = struct { owner: u32, zombie: image.Zombie };
 
 pub var targets: [limits.processes_max]Target = undefined;
 pub var target_count: usize = 0;
@@ -61,16 +62,12 @@ var uses: [limits.pipes_max * 4]Use = undefined;
 var use_count: usize = 0;
 pub var objects: [limits.shared_objects_max]SharedObject = undefined;
 pub var object_count: usize = 0;
-var zombies: [limits.processes_max]Zombie = undefined;
-var zombie_count: usize = 0;
 var fd_max: i32 = 2;
 
 /// This process's own pipe ends, sockets and descriptions, handed to the runtime
 /// (RestartInfo.pipes).
 pub var inherited: [limits.inherited_max]image.InheritedPipe = undefined;
 pub var inherited_count: usize = 0;
-pub var pid_map_fd: i32 = -1;
-pub var pid_map_count: u32 = 0;
 /// The first number our own descriptors may take.
 pub var fd_base: i32 = limits.restart_fd_base_min;
 
@@ -99,7 +96,7 @@ pub fn build() usize {
     for (targets[0..target_count]) |*target| target.connection_fd = lift(target.connection_fd);
     createShared();
     const current = forkTree();
-    forkZombies(current);
+    zombies.fork(current, target_count);
     keepOwn(current);
     return current;
 }
@@ -145,17 +142,7 @@ fn planRecord(index: usize, tag: u16, body: []align(8) const u8, data_offset: u6
             const size = @sizeOf(image.ProcessTree);
             const tree = std.mem.bytesToValue(image.ProcessTree, body[0..size]);
             targets[index].tree = tree;
-            const list = body[size..];
-            for (0..tree.zombie_count) |zombie_index| {
-                if (zombie_count == zombies.len) fail("too many zombies in the images");
-                const zombie_size = @sizeOf(image.Zombie);
-                const bytes = list[zombie_index * zombie_size ..][0..zombie_size];
-                zombies[zombie_count] = .{
-                    .owner = @intCast(index),
-                    .zombie = std.mem.bytesToValue(image.Zombie, bytes),
-                };
-                zombie_count += 1;
-            }
+            zombies.plan(index, body[size..], tree.zombie_count);
         },
         .pipe => planPipe(index, body, data_offset),
         .descriptor => {
@@ -281,11 +268,8 @@ fn createShared() void {
             fail("cannot size shared memory");
         }
     }
-    pid_map_count = @intCast(target_count + zombie_count);
-    const rc = linux.memfd_create("dmtcp-pids", 0);
-    if (linux.E.init(rc) != .SUCCESS) fail("cannot create the pid map (memfd_create)");
-    pid_map_fd = lift(@intCast(rc));
-    _ = linux.ftruncate(pid_map_fd, pid_map_count * 8);
+    pid_map.create(target_count + zombies.count);
+    pid_map.fd = lift(pid_map.fd);
 }
 
 /// Writes the bytes the pipe held at the checkpoint back into it.
@@ -408,49 +392,14 @@ fn joinGroup(pid: i32, index: usize) void {
     }
     for (0..target_count) |leader| {
         if (targets[leader].tree.virtual_pid != tree.virtual_pgid) continue;
-        const leader_pid = readEntry(leader);
+        const leader_pid = pid_map.read(leader);
         if (leader_pid > 0) _ = linux.setpgid(pid, leader_pid);
         return;
     }
 }
 
-fn writeEntry(slot: usize, pid: i32) void {
-    assert(pid > 0);
-    const virtual = if (slot < target_count)
-        targets[slot].tree.virtual_pid
-    else
-        zombies[slot - target_count].zombie.virtual_pid;
-    const pair = [2]u32{ virtual, @intCast(pid) };
-    _ = linux.pwrite(pid_map_fd, std.mem.asBytes(&pair), 8, @intCast(slot * 8));
-}
-
-fn readEntry(slot: usize) i32 {
-    var pair = [2]u32{ 0, 0 };
-    _ = linux.pread(pid_map_fd, std.mem.asBytes(&pair), 8, @intCast(slot * 8));
-    return @intCast(pair[1]);
-}
-
-/// Children that had exited and were not waited for come back as zombies: each exits at
-/// once the way it did, and nobody waits for it but the program.
-fn forkZombies(current: usize) void {
-    for (zombies[0..zombie_count], 0..) |entry, index| {
-        if (entry.owner != current) continue;
-        const pid = forkProcess();
-        if (pid == 0) die(entry.zombie.wait_status);
-        writeEntry(target_count + index, pid);
-    }
-}
-
-fn die(status: u32) noreturn {
-    const signal = status & 0x7f;
-    if (signal == 0) linux.exit_group(@intCast((status >> 8) & 0xff));
-    const no_core = linux.rlimit{ .cur = 0, .max = 0 };
-    _ = linux.setrlimit(.CORE, &no_core);
-    var mask = linux.sigemptyset();
-    linux.sigaddset(&mask, @intCast(signal));
-    _ = linux.sigprocmask(linux.SIG.UNBLOCK, &mask, null);
-    _ = linux.kill(linux.getpid(), @intCast(signal));
-    linux.exit_group(128 + @as(i32, @intCast(signal)));
+fn writeEntry(index: usize, pid: i32) void {
+    pid_map.write(index, targets[index].tree.virtual_pid, pid);
 }
 
 /// Step 4: close the connections of the other images and the pipes this process does not

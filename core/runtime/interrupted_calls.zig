@@ -17,15 +17,20 @@
 //! sleep with a remaining-time pointer continues with the remaining time the kernel wrote
 //! there; without one it sleeps its whole duration again (late, never early). The same
 //! rewrite serves a restarted process, whose frames come back with the memory.
+//!
+//! wait4 and waitid, which the kernel itself would enter again, are planned too: after a
+//! restart the pid they wait for has a new kernel pid (interrupted_waits.zig).
 const std = @import("std");
 const linux = std.os.linux;
 const assert = std.debug.assert;
 const arch = @import("arch").current;
 const limits = @import("limits");
 const proc = @import("proc.zig");
+const interrupted_waits = @import("interrupted_waits.zig");
 
 /// Architectures whose file cannot read or rewrite a signal frame yet leave calls alone.
-pub const supported = @hasDecl(arch, "syscallSite") and @hasDecl(arch, "restartSyscall");
+pub const supported = @hasDecl(arch, "syscallSite") and @hasDecl(arch, "restartSyscall") and
+    @hasDecl(arch, "completeSyscall");
 
 pub const Call = struct {
     tid: i32 = 0,
@@ -85,6 +90,14 @@ fn parse(text: []const u8, call: *Call) bool {
 pub const Restart = struct {
     number: usize,
     args: [6]usize,
+    /// Right after the call: where the program goes on once it returns.
+    return_address: usize,
+    /// The kernel had already set the frame to enter the call again (ERESTARTSYS under
+    /// SA_RESTART): the instruction pointer is back on the call and the result register
+    /// holds the call's number.
+    rewound: bool,
+    /// wait4 and waitid: their id, kept virtual across a restart.
+    wait: ?interrupted_waits.Wait = null,
 };
 
 /// In the handler: the call to enter again when this thread returns, if the signal broke one.
@@ -93,15 +106,26 @@ pub fn plan(tid: i32, ucontext: ?*anyopaque) ?Restart {
     if (!supported) return null;
     const frame = ucontext orelse return null;
     const site = arch.syscallSite(frame);
-    if (site.result != eintr) return null;
     const count = call_count.load(.acquire);
     for (calls[0..count]) |*call| {
         if (call.tid != tid) continue;
-        if (call.instruction_pointer != site.instruction_pointer) return null;
         if (call.stack_pointer != site.stack_pointer) return null;
         if (!std.mem.eql(usize, &call.args, &site.args)) return null;
         if (call.number == @intFromEnum(linux.SYS.restart_syscall)) return null;
-        return .{ .number = call.number, .args = continued(call.number, call.args) };
+        const rewound = site.result == call.number and
+            site.instruction_pointer + arch.syscall_instruction_size == call.instruction_pointer;
+        const interrupted = site.result == eintr and
+            site.instruction_pointer == call.instruction_pointer;
+        const wait = interrupted_waits.plan(call.number, call.args);
+        // The kernel enters other calls again by itself; only a wait's ids need us.
+        if (!interrupted and !(rewound and wait != null)) return null;
+        return .{
+            .number = call.number,
+            .args = continued(call.number, call.args),
+            .return_address = call.instruction_pointer,
+            .rewound = rewound,
+            .wait = wait,
+        };
     }
     return null;
 }
@@ -119,10 +143,27 @@ fn continued(number: usize, args: [6]usize) [6]usize {
 }
 
 /// In the handler, right before it returns: sigreturn then enters the call again.
-pub fn apply(ucontext: ?*anyopaque, restart: Restart) void {
+pub fn apply(ucontext: ?*anyopaque, restart: Restart, restarted: bool) void {
     if (!supported) unreachable;
     const frame = ucontext orelse unreachable;
+    if (restart.wait) |wait| if (restarted) return applyWait(frame, restart, wait);
+    // The kernel enters it again by itself, with the same ids, still the kernel's.
+    if (restart.rewound) return;
     arch.restartSyscall(frame, restart.number, restart.args);
+    assert(arch.syscallSite(frame).result == restart.number);
+}
+
+/// A wait in a process just restarted: it goes in again with its child's new kernel pid, or,
+/// when the program made it itself, is made here and sigreturn goes on past it.
+fn applyWait(frame: *anyopaque, restart: Restart, wait: interrupted_waits.Wait) void {
+    const args = interrupted_waits.realArgs(restart.number, restart.args, wait);
+    if (wait.finish_here) {
+        const result = interrupted_waits.finish(frame, restart.number, args, wait);
+        arch.completeSyscall(frame, restart.return_address, result);
+        return;
+    }
+    if (restart.rewound) arch.completeSyscall(frame, restart.return_address, eintr);
+    arch.restartSyscall(frame, restart.number, args);
     assert(arch.syscallSite(frame).result == restart.number);
 }
 

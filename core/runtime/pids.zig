@@ -12,8 +12,9 @@
 //! with their wait status). mtcp_restart reads those of every image to fork the tree again,
 //! then writes each new kernel pid to the pid map it hands over (RestartInfo.pid_map_fd);
 //! `on_resume` reads that map once every process has rejoined (barrier `restarted`).
-//! Not translated: /proc/<pid> paths other than /proc/self, tids of threads other than the
-//! main thread, and ids in raw syscall() calls.
+//! Threads keep their ids the same way (thread_ids.zig); `/proc/<pid>` paths are rewritten by
+//! proc_paths.zig; a wait the checkpoint interrupts goes on with its ids translated
+//! (interrupted_waits.zig). `syscall()` is wrapped for the calls below that carry ids.
 const std = @import("std");
 const linux = std.os.linux;
 const assert = std.debug.assert;
@@ -21,6 +22,7 @@ const limits = @import("limits");
 const image = @import("format").image;
 const kinds = @import("kinds.zig");
 const proc = @import("proc.zig");
+const thread_ids = @import("thread_ids.zig");
 
 pub const kind: kinds.Kind = .{
     .tag = .process_tree,
@@ -29,7 +31,7 @@ pub const kind: kinds.Kind = .{
     .on_resume = onResume,
 };
 
-const Entry = struct { virtual: i32, real: i32 };
+pub const Entry = struct { virtual: i32, real: i32 };
 
 /// Empty until the first restart: then every id is the kernel's own.
 var table: [limits.processes_max]Entry = undefined;
@@ -65,9 +67,24 @@ pub fn toReal(virtual: i32) i32 {
 }
 
 /// kill() and waitpid() style: 0 and -1 stay, -n is the group n.
-fn toRealTarget(pid: i32) i32 {
+pub fn toRealTarget(pid: i32) i32 {
     if (pid < -1) return -toReal(-pid);
     return toReal(pid);
+}
+
+pub fn toVirtualTarget(pid: i32) i32 {
+    if (pid < -1) return -toVirtual(-pid);
+    return toVirtual(pid);
+}
+
+/// After a restart: ids differ from the kernel's and the wrappers translate.
+pub fn translating() bool {
+    return table_count > 0;
+}
+
+/// This process's kernel pid, known once `translating()` (set by a restart or a fork).
+pub fn ownReal() i32 {
+    return own_real;
 }
 
 /// This process's virtual pid.
@@ -78,11 +95,13 @@ pub fn virtualPid() i32 {
     return toVirtual(real);
 }
 
-/// fork's child hook: a process born now keeps its kernel pid as its virtual one.
+/// fork's child hook: a process born now keeps its kernel pid as its virtual one, and has
+/// none of its parent's other threads.
 pub fn afterFork() void {
     own_real = linux.getpid();
     own_virtual = own_real;
     assert(own_real > 0);
+    thread_ids.reset();
 }
 
 fn save(context: *kinds.SaveContext) kinds.SaveError!void {
@@ -202,6 +221,10 @@ fn pidResult(rc: usize) c_int {
     return if (value > 0) toVirtual(value) else value;
 }
 
+fn word(value: c_int) usize {
+    return @bitCast(@as(isize, value));
+}
+
 export fn getpid() c_int {
     return virtualPid();
 }
@@ -213,11 +236,11 @@ export fn getppid() c_int {
 export fn gettid() c_int {
     const tid: i32 = linux.gettid();
     if (table_count == 0) return tid;
-    return if (tid == own_real) own_virtual else tid;
+    return thread_ids.toVirtual(tid);
 }
 
 export fn getpgid(pid: c_int) c_int {
-    return pidResult(linux.syscall1(.getpgid, @bitCast(@as(isize, toReal(pid)))));
+    return pidResult(linux.syscall1(.getpgid, word(toReal(pid))));
 }
 
 export fn getpgrp() c_int {
@@ -225,7 +248,7 @@ export fn getpgrp() c_int {
 }
 
 export fn getsid(pid: c_int) c_int {
-    return pidResult(linux.syscall1(.getsid, @bitCast(@as(isize, toReal(pid)))));
+    return pidResult(linux.syscall1(.getsid, word(toReal(pid))));
 }
 
 export fn setsid() c_int {
@@ -253,19 +276,55 @@ export fn killpg(group: c_int, signal: c_int) c_int {
 }
 
 export fn tgkill(tgid: c_int, tid: c_int, signal: c_int) c_int {
-    const real_tid = if (table_count > 0 and tid == own_virtual) own_real else tid;
-    return errnoResult(linux.tgkill(toReal(tgid), real_tid, signal));
+    return errnoResult(linux.tgkill(toReal(tgid), thread_ids.toReal(tid), signal));
+}
+
+/// Set while this thread is inside waitCall or waitidCall, which translate what the kernel
+/// returns: a checkpoint that interrupts the call then translates only the ids it goes in
+/// with (interrupted_waits.zig).
+threadlocal var in_wait_call: bool = false;
+
+pub fn inWaitCall() bool {
+    return in_wait_call;
+}
+
+/// wait4 with virtual ids: the kernel's answer (a pid or -errno) with the pid made virtual.
+pub fn waitCall(pid: i32, status: usize, options: usize, usage: usize) usize {
+    const was = in_wait_call;
+    in_wait_call = true;
+    defer in_wait_call = was;
+    const rc = linux.syscall4(.wait4, word(toRealTarget(pid)), status, options, usage);
+    if (linux.E.init(rc) != .SUCCESS or rc == 0) return rc;
+    return word(toVirtual(@intCast(rc)));
+}
+
+/// waitid with virtual ids: the kernel's answer, with the pid in `info` made virtual.
+pub fn waitidCall(id_type: usize, id: i32, info: usize, options: usize, usage: usize) usize {
+    const was = in_wait_call;
+    in_wait_call = true;
+    defer in_wait_call = was;
+    const rc = linux.syscall5(.waitid, id_type, word(toRealId(id_type, id)), info, options, usage);
+    if (linux.E.init(rc) == .SUCCESS and info != 0) {
+        const siginfo: *linux.siginfo_t = @ptrFromInt(info);
+        const pid = &siginfo.fields.common.first.piduid.pid;
+        pid.* = toVirtual(pid.*);
+    }
+    return rc;
+}
+
+/// waitid's id, by its type: a pid or a group is translated, a pidfd is not.
+pub fn toRealId(id_type: usize, id: i32) i32 {
+    const by_pid = id_type == @intFromEnum(linux.P.PID) or id_type == @intFromEnum(linux.P.PGID);
+    return if (by_pid) toReal(id) else id;
+}
+
+pub fn toVirtualId(id_type: usize, id: i32) i32 {
+    const by_pid = id_type == @intFromEnum(linux.P.PID) or id_type == @intFromEnum(linux.P.PGID);
+    return if (by_pid) toVirtual(id) else id;
 }
 
 export fn wait4(pid: c_int, status: ?*c_int, options: c_int, usage: ?*linux.rusage) c_int {
-    const rc = linux.syscall4(
-        .wait4,
-        @bitCast(@as(isize, toRealTarget(pid))),
-        @intFromPtr(status),
-        @bitCast(@as(isize, options)),
-        @intFromPtr(usage),
-    );
-    return pidResult(rc);
+    return errnoResult(waitCall(pid, @intFromPtr(status), word(options), @intFromPtr(usage)));
 }
 
 export fn waitpid(pid: c_int, status: ?*c_int, options: c_int) c_int {
@@ -281,26 +340,7 @@ export fn wait3(status: ?*c_int, options: c_int, usage: ?*linux.rusage) c_int {
 }
 
 export fn waitid(id_type: c_uint, id: c_uint, info: ?*linux.siginfo_t, options: c_int) c_int {
-    const pid_type = @intFromEnum(linux.P.PID);
-    const group_type = @intFromEnum(linux.P.PGID);
-    const real_id: i32 = if (id_type == pid_type or id_type == group_type)
-        toReal(@bitCast(id))
-    else
-        @bitCast(id);
-    const rc = linux.syscall5(
-        .waitid,
-        id_type,
-        @bitCast(@as(isize, real_id)),
-        @intFromPtr(info),
-        @bitCast(@as(isize, options)),
-        0,
-    );
-    const value = errnoResult(rc);
-    if (value == 0) if (info) |siginfo| {
-        const pid = &siginfo.fields.common.first.piduid.pid;
-        pid.* = toVirtual(pid.*);
-    };
-    return value;
+    return errnoResult(waitidCall(id_type, @bitCast(id), @intFromPtr(info), word(options), 0));
 }
 
 export fn tcgetpgrp(fd: c_int) c_int {
@@ -313,6 +353,69 @@ export fn tcgetpgrp(fd: c_int) c_int {
 export fn tcsetpgrp(fd: c_int, group: c_int) c_int {
     const real = toReal(group);
     return errnoResult(linux.ioctl(fd, linux.T.IOCSPGRP, @intFromPtr(&real)));
+}
+
+/// glibc's syscall(): the calls above that carry ids go through their wrappers (tkill through
+/// tgkill's translation), so that `syscall(SYS_gettid)` answers like gettid(); every other
+/// call passes through unchanged. Declared with six word arguments: each of our ABIs passes
+/// a variadic word where it passes a fixed one, and unused ones are never looked at.
+export fn syscall(
+    number: c_long,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+    a6: usize,
+) c_long {
+    const rc: c_int = switch (number) {
+        @intFromEnum(linux.SYS.getpid) => getpid(),
+        @intFromEnum(linux.SYS.getppid) => getppid(),
+        @intFromEnum(linux.SYS.gettid) => gettid(),
+        @intFromEnum(linux.SYS.kill) => kill(int(a1), int(a2)),
+        @intFromEnum(linux.SYS.tgkill) => tgkill(int(a1), int(a2), int(a3)),
+        @intFromEnum(linux.SYS.tkill) => tkill(int(a1), int(a2)),
+        @intFromEnum(linux.SYS.wait4) => errnoResult(waitCall(int(a1), a2, a3, a4)),
+        @intFromEnum(linux.SYS.waitid) => errnoResult(waitidCall(a1, int(a2), a3, a4, a5)),
+        else => return passThrough(number, .{ a1, a2, a3, a4, a5, a6 }),
+    };
+    return rc;
+}
+
+/// A register holding an int: its low 32 bits.
+fn int(value: usize) c_int {
+    return @bitCast(@as(u32, @truncate(value)));
+}
+
+/// tkill has no glibc wrapper: only syscall() reaches it.
+fn tkill(tid: c_int, signal: c_int) c_int {
+    return errnoResult(linux.tkill(thread_ids.toReal(tid), signal));
+}
+
+/// A call the standard library's table may not name (a newer kernel's): the enum only
+/// carries the number into the register.
+fn passThrough(number: c_long, args: [6]usize) c_long {
+    var call: linux.SYS = undefined;
+    const bits: usize = @bitCast(@as(isize, number));
+    @memcpy(std.mem.asBytes(&call), std.mem.asBytes(&bits));
+    const rc = linux.syscall6(call, args[0], args[1], args[2], args[3], args[4], args[5]);
+    const errno = linux.E.init(rc);
+    if (errno == .SUCCESS) return @bitCast(rc);
+    std.c._errno().* = @intFromEnum(errno);
+    return -1;
+}
+
+/// For the tests of other files: the table of a restarted process, until cleared.
+pub fn setTableForTest(own: Entry, others: []const Entry) void {
+    own_virtual = own.virtual;
+    own_real = own.real;
+    table[0] = own;
+    @memcpy(table[1..][0..others.len], others);
+    table_count = 1 + others.len;
+}
+
+pub fn clearTableForTest() void {
+    table_count = 0;
 }
 
 test "pids: ids translate through the table both ways, groups included" {

@@ -8,6 +8,7 @@ const fork = @import("fork.zig");
 const threads = @import("threads.zig");
 const memory = @import("memory.zig");
 const emulator = @import("emulator.zig");
+const proc_paths = @import("proc_paths.zig");
 const arch = @import("arch").current;
 
 const InitFn = *const fn (c_int, [*]?[*:0]u8, [*:null]?[*:0]u8) callconv(.c) void;
@@ -20,6 +21,8 @@ comptime {
 
 /// glibc calls .init_array entries with (argc, argv, envp).
 fn init(argc: c_int, argv: [*]?[*:0]u8, envp: [*:null]?[*:0]u8) callconv(.c) void {
+    // The /proc path wrappers work with the runtime disabled too: they call glibc on.
+    proc_paths.resolveAll();
     const settings = environment.parse(envp);
     if (!settings.enabled) return;
     if (arch.supported) {
@@ -48,12 +51,15 @@ test {
     _ = threads;
     _ = @import("thread_state.zig");
     _ = @import("interrupted_calls.zig");
+    _ = @import("interrupted_waits.zig");
     _ = memory;
     _ = emulator;
     _ = @import("files.zig");
     _ = @import("process.zig");
     _ = @import("signals.zig");
     _ = @import("pids.zig");
+    _ = @import("thread_ids.zig");
+    _ = proc_paths;
     _ = @import("pipes.zig");
     _ = @import("sockets.zig");
     _ = @import("inherited.zig");

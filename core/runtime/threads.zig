@@ -20,7 +20,9 @@
 //! handler, which returns 1 from the save, sets its kernel state again, reports itself
 //! restarted, waits for the release and returns: rt_sigreturn then restores the interrupted
 //! state from the restored frame. A thread that was blocked in a system call enters it again
-//! (interrupted_calls.zig), without an EINTR the program never asked for.
+//! (interrupted_calls.zig), without an EINTR the program never asked for. The program goes on
+//! knowing each thread by the id it was born with (thread_ids.zig); glibc's cached id is the
+//! new one, which glibc itself passes to the kernel.
 //!
 //! Saved: the records are for `dmtcp inspect` only; the runtime restores from this file's own
 //! table, which is part of the restored memory. The checkpoint thread names itself
@@ -38,6 +40,7 @@ const interrupted_calls = @import("interrupted_calls.zig");
 const pending_signals = @import("pending_signals.zig");
 const emulator = @import("emulator.zig");
 const signal_wrappers = @import("signal_wrappers.zig");
+const thread_ids = @import("thread_ids.zig");
 
 pub const kind: kinds.Kind = .{ .tag = .thread, .save = save, .restore = kinds.restoreNothing };
 
@@ -45,6 +48,8 @@ pub const Slot = struct {
     /// The thread id at the checkpoint, and the one it has now (new after a restart).
     tid: i32 = 0,
     current_tid: i32 = 0,
+    /// The id the program knows the thread by: the kernel's when it was born (thread_ids.zig).
+    virtual_tid: i32 = 0,
     thread_pointer: usize = 0,
     /// glibc's cached thread id in the thread control block matched `tid`: restart corrects
     /// it. False for threads made by a raw clone, whose thread pointer is not glibc's.
@@ -158,7 +163,8 @@ fn suspendSelf(ucontext: ?*anyopaque) void {
     fill(slot);
     // A local, not in the slot: the next checkpoint may reuse the slot before this returns.
     const restart = interrupted_calls.plan(slot.tid, ucontext);
-    if (arch.saveContext(&slot.context) == 0) {
+    const restarted = arch.saveContext(&slot.context) != 0;
+    if (!restarted) {
         _ = stopped_count.fetchAdd(1, .release);
         wake(&stopped_count);
     } else {
@@ -170,12 +176,13 @@ fn suspendSelf(ucontext: ?*anyopaque) void {
     waitRelease(generation);
     // The slots stay as they are until the taken signals are queued again.
     if (slot == mainSlot()) pending_signals.queueAgain(currentTid);
-    if (restart) |call| interrupted_calls.apply(ucontext, call);
+    if (restart) |call| interrupted_calls.apply(ucontext, call, restarted);
 }
 
 fn fill(slot: *Slot) void {
     slot.tid = linux.gettid();
     slot.current_tid = slot.tid;
+    slot.virtual_tid = thread_ids.toVirtual(slot.tid);
     slot.thread_pointer = arch.threadPointer();
     slot.role = if (slot.tid == linux.getpid()) .main else .other;
     slot.tid_cached = false;
@@ -485,9 +492,11 @@ pub fn nameCheckpointThread() void {
 }
 
 /// Restart, on the checkpoint thread: waits until every application thread is back in its
-/// handler, so that none runs on mtcp_restart's stack any more.
+/// handler, so that none runs on mtcp_restart's stack any more, then notes each one's new id.
 pub fn waitRestarted() Error!void {
     try waitCount(&restarted_count, @intCast(saved().len));
+    thread_ids.reset();
+    for (saved()) |slot| thread_ids.add(slot.virtual_tid, slot.current_tid);
 }
 
 test "threads: a thread's blocked checkpoint signal is seen in its mask" {

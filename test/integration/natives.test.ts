@@ -4,14 +4,19 @@ import { ROOT } from "./harness";
 
 const ARCHS = ["x86_64", "i386", "aarch64", "armv7"];
 /// What the runtime may take from libc: nothing that allocates or does stdio.
-/// The only exports not named dmtcp_: the process-id wrappers (core/runtime/pids.zig) and the
-/// signal wrappers that guard the checkpoint signal (core/runtime/signal_wrappers.zig), and
+/// The only exports not named dmtcp_: the process-id wrappers (core/runtime/pids.zig), the
+/// /proc path wrappers (core/runtime/proc_paths.zig, which pass fopen and opendir on to glibc),
+/// the signal wrappers that guard the checkpoint signal (core/runtime/signal_wrappers.zig),
 /// clone, whose children without CLONE_VM join as fork's do (core/runtime/fork.zig), and
 /// timer_create, which runs SIGEV_THREAD timers on a thread of ours (timer_threads.zig).
 const WRAPPERS = [
   "getpid", "getppid", "gettid", "getpgid", "getpgrp", "getsid", "setsid", "setpgid", "setpgrp",
   "kill", "killpg", "tgkill", "wait4", "waitpid", "wait", "wait3", "waitid", "tcgetpgrp",
-  "tcsetpgrp", "sigaction", "signal", "bsd_signal", "sigprocmask", "pthread_sigmask", "clone",
+  "tcsetpgrp", "syscall", "sigaction", "signal", "bsd_signal", "sigprocmask", "pthread_sigmask",
+  "open", "open64", "openat", "openat64", "__open_2", "__open64_2", "__openat_2", "__openat64_2",
+  "fopen", "fopen64", "opendir", "stat", "stat64", "lstat", "lstat64", "fstatat", "fstatat64",
+  "__xstat", "__xstat64", "__lxstat", "__lxstat64", "__fxstatat", "__fxstatat64", "statx",
+  "access", "faccessat", "readlink", "readlinkat", "__readlink_chk", "clone",
   "timer_create", "sighold", "sigrelse", "sigignore", "sigset", "sigblock", "sigsetmask",
   "siggetmask", "sigsuspend", "__sigpause", "sigpause", "__xpg_sigpause",
 ];
@@ -27,7 +32,7 @@ function dynamicSymbols(path: string, which: "--defined-only" | "--undefined-onl
 describe("the native parts", () => {
   for (const arch of ARCHS) {
     const exportsTitle =
-      `${arch} libdmtcp.so exports only dmtcp_ symbols and the pid and signal wrappers, ` +
+      `${arch} libdmtcp.so exports only dmtcp_ symbols and the pid, path and signal wrappers, ` +
       "and imports no allocator or stdio";
     test(exportsTitle, () => {
       const library = join(ROOT, "zig-out", arch, "libdmtcp.so");

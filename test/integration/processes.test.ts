@@ -2,7 +2,7 @@
 // kills every process, restarts the whole tree from its images in one `dmtcp restart`, and
 // checks that it goes on (ids, pipes, shared memory, zombies), for two cycles.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   DMTCP, program, ROOT, Sandbox, until, type Computation, type Running,
@@ -88,6 +88,22 @@ async function twoCycles(c: Computation, first: Running, workers: number): Promi
     expect(restarted.stdout).not.toContain("BAD");
     expect(restarted.stderr).toBe("");
     running = restarted;
+  }
+  return running;
+}
+
+function fifoAt(name: string): string {
+  const path = sandbox.path(name);
+  expect(Bun.spawnSync(["mkfifo", path]).exitCode).toBe(0);
+  return path;
+}
+
+/// Two cycles while every process waits (nothing printed yet): the same waits go on.
+async function cyclesWhileWaiting(c: Computation, first: Running, workers: number) {
+  let running = first;
+  for (let round = 0; round < 2; round++) {
+    ({ restarted: running } = await cycle(c, workers));
+    expect(running.lines()).toEqual([]);
   }
   return running;
 }
@@ -344,6 +360,44 @@ describe("process trees", () => {
       expect(restarted.stderr).toBe("");
       running = restarted;
     }
+  });
+
+  test("a parent blocked in system() gets its shell's exit status after two restarts", async () => {
+    const c = await computation();
+    const fifo = fifoAt("go");
+    const first = launch(c, [program("waiter"), "system", fifo]);
+    // Both cycles come while the parent waits in system() for the same shell.
+    const restarted = await cyclesWhileWaiting(c, first, 2);
+    for (const round of [0, 1]) {
+      writeFileSync(fifo, "go\n");
+      await until(() => restarted.lines().length > round, { what: `round ${round} to end` });
+    }
+    expect(restarted.lines()).toEqual(["0 system 7", "1 system 7"]);
+    expect(restarted.stderr).toBe("");
+  });
+
+  test("waitpid and a raw waitid for a child go on across two restarts", async () => {
+    const c = await computation();
+    const fifos = { waitpid: fifoAt("waitpid"), raw: fifoAt("raw") };
+    launch(c, [program("waiter"), "waitpid", fifos.waitpid]);
+    const first = launch(c, [program("waiter"), "raw", fifos.raw]);
+    const restarted = await cyclesWhileWaiting(c, first, 4);
+    for (const fifo of [fifos.waitpid, fifos.raw]) writeFileSync(fifo, "go\n");
+    await until(() => restarted.lines().length >= 2, { what: "both rounds to end" });
+    expect(restarted.lines().sort()).toEqual(["0 raw 9", "0 waitpid 9"]);
+    expect(restarted.stderr).toBe("");
+  });
+
+  test("threads keep their first ids for gettid, tgkill, tkill and /proc/self/task", async () => {
+    const c = await computation();
+    const first = launch(c, [program("thread_ids"), "20"]);
+    await twoCycles(c, first, 1);
+  });
+
+  test("/proc/<pid> paths of a process and of its child reach them after restart", async () => {
+    const c = await computation();
+    const first = launch(c, [program("proc_paths"), "20"]);
+    await twoCycles(c, first, 2);
   });
 
   test("a tree of 50 processes restarts whole, twice", async () => {

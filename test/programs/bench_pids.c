@@ -1,6 +1,8 @@
-// Times the calls the pid wrappers interpose: getpid, kill(self, 0), an open/close pair, and
-// fork + waitpid of a child that exits at once (wall and CPU time). Prints "<name> <ns per call>" per line.
-// Usage: bench_pids [calls] [forks]
+// Times the calls the runtime's wrappers interpose: getpid, kill(self, 0), an open/close pair
+// on /dev/null and on /proc/<pid>/stat, and fork + waitpid of a child that exits at once (wall
+// and CPU time). Prints "<name> <ns per call>" per line. With a delay, it first sleeps that
+// long (time for a checkpoint and a restart, to time the wrappers once they translate).
+// Usage: bench_pids [calls] [forks] [delay_ms]
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +33,9 @@ static double now_ns(void) {
 int main(int argc, char **argv) {
   long calls = argc > 1 ? atol(argv[1]) : 1000000;
   long forks = argc > 2 ? atol(argv[2]) : 200;
+  long delay_ms = argc > 3 ? atol(argv[3]) : 0;
+  struct timespec delay = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
+  if (delay_ms > 0) nanosleep(&delay, NULL);
   volatile long sink = 0;
   double start = now_ns();
   for (long i = 0; i < calls; i++) sink += getpid();
@@ -41,6 +46,11 @@ int main(int argc, char **argv) {
   start = now_ns();
   for (long i = 0; i < calls / 10; i++) close(open("/dev/null", O_RDONLY));
   printf("open_close %.1f\n", (now_ns() - start) / (calls / 10));
+  char proc_path[64];
+  snprintf(proc_path, sizeof proc_path, "/proc/%d/stat", getpid());
+  start = now_ns();
+  for (long i = 0; i < calls / 10; i++) close(open(proc_path, O_RDONLY));
+  printf("proc_open %.1f\n", (now_ns() - start) / (calls / 10));
   start = now_ns();
   double cpu_start = cpu_ns();
   for (long i = 0; i < forks; i++) {

@@ -32,8 +32,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   int status = 0;
-  pid_t waited;
-  while ((waited = waitpid(pid, &status, WNOHANG)) == 0) usleep(period_ms * 1000);
+  pid_t waited = waitpid(pid, &status, 0);
   printf("waited %d for %d\n", waited, pid);
   return 0;
 }

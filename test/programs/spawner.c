@@ -2,8 +2,7 @@
 // posix_spawn, one with system() (its shell starts the child in the background and exits, so
 // the child's parent becomes init), then counts itself. Each prints "<round> <label>"; the
 // first two check that getppid() is the spawner's pid (which the spawner passes on), and
-// print a line with BAD when not. (A parent blocked in system() is not restartable yet:
-// glibc waits for the shell with an internal wait4 that the pid wrappers do not see.)
+// print a line with BAD when not. (A parent blocked in system() is tested with `waiter`.)
 // Usage: spawner [interval_ms]   (spawner child LABEL PARENT INTERVAL_MS runs one child)
 #include <spawn.h>
 #include <stdio.h>

@@ -60,9 +60,8 @@ int main(void) {
   tcsetpgrp(0, pid);
   printf("ready %d\n", pid);
   fflush(stdout);
-  // Polls rather than blocks in waitpid: this test is about the terminal, not about waits.
   int status = 0;
-  while (waitpid(pid, &status, WNOHANG) == 0) usleep(10000);
+  waitpid(pid, &status, 0);
   tcsetpgrp(0, getpgrp());
   printf("child ended %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   return 0;

@@ -26,6 +26,10 @@ pub const Settings = struct {
     inherited_worker_id: u32 = 0,
     /// The value bytes of DMTCP_COORD_FD inside the environment block, to rewrite in place.
     fd_value: ?*[fd_value_size]u8 = null,
+    /// DMTCP_PID_MAP, ten digits: after a restart, the descriptor of the pid map the restart
+    /// made, kept open so that a program exec'd later keeps the ids (pids.zig); 0 for none.
+    pid_map_value: ?*[fd_field_width]u8 = null,
+    inherited_pid_map_fd: i32 = 0,
     /// DMTCP_CHECKPOINT_DIR, copied (the environment it came from may go away: at restart it
     /// is mtcp_restart's). Empty means the current directory.
     checkpoint_dir: [limits.path_size_max]u8 = undefined,
@@ -73,6 +77,11 @@ pub fn parse(envp: [*:null]const ?[*:0]u8) Settings {
             settings.timings = std.mem.eql(u8, timings, "1");
         } else if (value(text, "DMTCP_COORD_FD")) |fd_text| {
             parseFd(&settings, entry, text.len - fd_text.len, fd_text);
+        } else if (value(text, "DMTCP_PID_MAP")) |map_text| {
+            if (map_text.len != fd_field_width) continue;
+            const fd = std.fmt.parseInt(u31, map_text, 10) catch continue;
+            settings.inherited_pid_map_fd = fd;
+            settings.pid_map_value = @ptrCast(entry + (text.len - map_text.len));
         }
     }
     settings.enabled = have_token and settings.port != 0;
@@ -101,6 +110,11 @@ fn parseFd(settings: *Settings, entry: [*:0]u8, offset: usize, text: []const u8)
     settings.inherited_fd_pid = std.math.cast(i32, fields[1]) orelse return;
     settings.inherited_worker_id = fields[2];
     settings.fd_value = @ptrCast(entry + offset);
+}
+
+/// Rewrites a ten-digit number in place (DMTCP_PID_MAP).
+pub fn writeNumber(slot: *[fd_field_width]u8, number: u32) void {
+    _ = std.fmt.bufPrint(slot, "{d:0>10}", .{number}) catch unreachable;
 }
 
 /// Rewrites DMTCP_COORD_FD in place: fixed width, no allocation, safe after fork.

@@ -10,6 +10,7 @@ const linux = std.os.linux;
 const image = @import("format").image;
 const image_writer = @import("image_writer.zig");
 const spares = @import("spares.zig");
+const pids = @import("pids.zig");
 
 pub const SaveError = image_writer.Error || error{ Unreadable, TooMany };
 pub const RestoreError = error{ Unrestorable, BadRecord };
@@ -27,9 +28,10 @@ pub const SaveContext = struct {
     stack_end: usize,
 
     /// True for a descriptor of ours: the image, the coordinator connection, the spare
-    /// connections and their eventfd (spares.zig).
+    /// connections and their eventfd (spares.zig), the pid map kept for exec (pids.zig).
     pub fn isOwn(self: *const SaveContext, fd: i32) bool {
-        return fd == self.image_fd or fd == self.coordinator_fd or spares.isOwn(fd);
+        return fd == self.image_fd or fd == self.coordinator_fd or spares.isOwn(fd) or
+            pids.isOwn(fd);
     }
 };
 

@@ -22,7 +22,9 @@ const limits = @import("limits");
 const image = @import("format").image;
 const kinds = @import("kinds.zig");
 const proc = @import("proc.zig");
+const worker = @import("worker.zig");
 const thread_ids = @import("thread_ids.zig");
+const environment = @import("environment.zig");
 
 pub const kind: kinds.Kind = .{
     .tag = .process_tree,
@@ -42,6 +44,9 @@ var own_real: i32 = 0;
 /// From the restore hook to `on_resume`: the map mtcp_restart filled.
 var map_fd: i32 = -1;
 var map_count: u32 = 0;
+/// After a restart, that map stays open (not close-on-exec) under this number, which
+/// DMTCP_PID_MAP gives a program exec'd later, so that it keeps the ids; -1 before.
+var kept_map_fd: i32 = -1;
 
 var zombies: [limits.zombies_max]image.Zombie = undefined;
 var children: [limits.children_max]i32 = undefined;
@@ -177,33 +182,71 @@ fn restore(context: *kinds.RestoreContext, record: kinds.Record) kinds.RestoreEr
     own_real = linux.getpid();
     map_fd = context.info.pid_map_fd;
     map_count = @min(context.info.pid_map_count, limits.processes_max);
+    // The number kept by the run before names nothing of ours now.
+    kept_map_fd = -1;
     // Until the map is read, this process at least knows itself.
     table[0] = .{ .virtual = own_virtual, .real = own_real };
     table_count = 1;
 }
 
-/// After the `restarted` barrier every process has written its entry: read them all.
+/// After the `restarted` barrier every process has written its entry: read them all, and
+/// keep the map open for programs this process execs.
 fn onResume(context: *kinds.ResumeContext) void {
     if (!context.restarted or map_fd < 0) return;
-    defer {
-        _ = linux.close(map_fd);
-        map_fd = -1;
-    }
-    var pairs: [limits.processes_max][2]u32 = undefined;
-    const size = map_count * 8;
-    const rc = linux.pread(map_fd, @ptrCast(&pairs), size, 0);
-    if (linux.E.init(rc) != .SUCCESS or rc != size) {
+    if (!readMap(map_fd, map_count)) {
         kinds.warn(&.{"dmtcp: restart: "}, "the pid map cannot be read; ids are not translated");
-        return;
     }
-    var count: usize = 0;
-    for (pairs[0..map_count]) |pair| {
+    const slot = worker.state.settings.pid_map_value;
+    const rc = linux.fcntl(map_fd, linux.F.DUPFD, limits.restart_fd_base_min);
+    if (slot != null and linux.E.init(rc) == .SUCCESS) {
+        kept_map_fd = @intCast(rc);
+        environment.writeNumber(slot.?, @intCast(kept_map_fd));
+    }
+    _ = linux.close(map_fd);
+    map_fd = -1;
+}
+
+/// Fills the table from `count` (virtual pid, kernel pid) pairs of `fd`.
+fn readMap(fd: i32, count: u32) bool {
+    var pairs: [limits.processes_max][2]u32 = undefined;
+    const size = @min(count, limits.processes_max) * 8;
+    const rc = linux.pread(fd, @ptrCast(&pairs), size, 0);
+    if (linux.E.init(rc) != .SUCCESS or rc != size) return false;
+    var filled: usize = 0;
+    for (pairs[0 .. size / 8]) |pair| {
         if (pair[0] == 0 or pair[1] == 0) continue;
-        table[count] = .{ .virtual = @intCast(pair[0]), .real = @intCast(pair[1]) };
-        count += 1;
+        table[filled] = .{ .virtual = @intCast(pair[0]), .real = @intCast(pair[1]) };
+        filled += 1;
     }
-    if (count > 0) table_count = count;
+    if (filled > 0) table_count = filled;
     assert(table_count <= table.len);
+    return true;
+}
+
+/// Library constructor of a program exec'd after a restart: the map the restart made, if
+/// DMTCP_PID_MAP names it (and the number still is that map), gives back every id.
+pub fn inheritMap(settings: *const environment.Settings) void {
+    const fd = settings.inherited_pid_map_fd;
+    if (fd <= 0) return;
+    var link_buffer: [32]u8 = undefined;
+    var link: [64]u8 = undefined;
+    const rc = linux.readlink(proc.fdPath(&link_buffer, fd), &link, link.len);
+    const expected = "/memfd:dmtcp-pids";
+    if (linux.E.init(rc) != .SUCCESS or !std.mem.startsWith(u8, link[0..rc], expected)) return;
+    var stat: linux.Stat = undefined;
+    if (linux.E.init(linux.fstat(fd, &stat)) != .SUCCESS) return;
+    if (!readMap(fd, @intCast(@divFloor(stat.size, 8)))) return;
+    kept_map_fd = fd;
+    own_real = linux.getpid();
+    own_virtual = own_real;
+    for (table[0..table_count]) |entry| {
+        if (entry.real == own_real) own_virtual = entry.virtual;
+    }
+}
+
+/// True for the kept pid map, which an image must not record.
+pub fn isOwn(fd: i32) bool {
+    return fd >= 0 and fd == kept_map_fd;
 }
 
 // The wrappers. Each is a raw system call with its ids translated; errors go to errno as the

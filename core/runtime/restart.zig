@@ -48,6 +48,7 @@ pub fn entry(info_pointer: *const image.RestartInfo) callconv(.c) noreturn {
     const envp: [*:null]?[*:0]u8 = @ptrFromInt(@as(usize, @intCast(info.envp)));
     var settings = environment.parse(envp);
     settings.fd_value = worker.state.settings.fd_value;
+    settings.pid_map_value = worker.state.settings.pid_map_value;
     worker.state.settings = settings;
     if (info.coordinator_fd < 0 and settings.inherited_fd >= 0 and
         settings.inherited_fd_pid == worker.state.pid)

@@ -9,6 +9,7 @@ const threads = @import("threads.zig");
 const memory = @import("memory.zig");
 const emulator = @import("emulator.zig");
 const proc_paths = @import("proc_paths.zig");
+const pids = @import("pids.zig");
 const arch = @import("arch").current;
 
 const InitFn = *const fn (c_int, [*]?[*:0]u8, [*:null]?[*:0]u8) callconv(.c) void;
@@ -32,6 +33,7 @@ fn init(argc: c_int, argv: [*]?[*:0]u8, envp: [*:null]?[*:0]u8) callconv(.c) voi
         emulator.noteForeignThreads();
     }
     worker.init(settings, if (argc > 0) argv[0] else null);
+    pids.inheritMap(&settings);
     fork.install();
 }
 

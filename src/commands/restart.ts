@@ -123,7 +123,7 @@ export async function restart(parsed: ParsedArgv, env: options.Env): Promise<nev
   if (target.portFile) writePortFile(target.portFile, joined.port);
   const image = first;
   const program = restartProgram(natives, image.header.archName as ArchName);
-  const { DMTCP_COORD_FD: _, ...coordinator } = coordinatorEnv(joined);
+  const { DMTCP_COORD_FD: _, DMTCP_PID_MAP: __, ...coordinator } = coordinatorEnv(joined);
   const restartEnv: Record<string, string> = {
     ...coordinator,
     DMTCP_RESTART_FDS: connections.map((connection) => connection.fd).join(","),

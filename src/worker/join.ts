@@ -118,8 +118,8 @@ export function hex(bytes: Uint8Array): string {
 }
 
 /// The variables through which the runtime finds its coordinator and adopts the connection
-/// (core/runtime/environment.zig reads them; DMTCP_COORD_FD is fixed-width so it can be
-/// rewritten in place).
+/// (core/runtime/environment.zig reads them; DMTCP_COORD_FD and DMTCP_PID_MAP are
+/// fixed-width so they can be rewritten in place).
 export function coordinatorEnv(joined: Joined): Record<string, string> {
   const pad = (value: number) => String(value).padStart(10, "0");
   return {
@@ -128,6 +128,8 @@ export function coordinatorEnv(joined: Joined): Record<string, string> {
     DMTCP_COORD_ADDR: joined.address,
     DMTCP_COORD_TOKEN: hex(joined.token),
     DMTCP_COORD_FD: `${pad(joined.fd)}:${pad(process.pid)}:${pad(joined.workerId)}`,
+    // Rewritten in place after a restart: the pid map a program exec'd later reads.
+    DMTCP_PID_MAP: pad(0),
   };
 }
 

@@ -122,6 +122,13 @@ describe("process trees", () => {
     expect(last.lines().every((line) => line.endsWith(" ok"))).toBe(true);
   });
 
+  test("a program exec'd after a restart keeps the ids (its own, its parent's)", async () => {
+    const c = await computation();
+    const first = launch(c, ["/bin/sh", "-c", `${program("exec_ids")} 20; true`]);
+    const last = await twoCycles(c, first, 2);
+    expect(last.lines().every((line) => line.endsWith(" ok"))).toBe(true);
+  });
+
   test("a shell pipeline's output stays continuous and ordered", async () => {
     const c = await computation();
     // The filter is a forked shell (no exec), reading a line at a time.

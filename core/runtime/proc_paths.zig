@@ -101,7 +101,15 @@ var next_functions: [@typeInfo(Call).@"enum".fields.len]std.atomic.Value(?*const
     @splat(.init(null));
 
 /// Library constructor: finds every next definition now, outside any signal handler.
+/// The program's executable as the kernel named it when this program started: after a
+/// restart /proc/self/exe names mtcp_restart (only a privileged process may change it), and
+/// readlink of it answers with this instead. Restored with the memory.
+var exe_path: [limits.path_size_max]u8 = undefined;
+var exe_path_size: usize = 0;
+
 pub fn resolveAll() void {
+    const rc = linux.readlink("/proc/self/exe", &exe_path, exe_path.len);
+    exe_path_size = if (linux.E.init(rc) == .SUCCESS and rc < exe_path.len) rc else 0;
     inline for (@typeInfo(Call).@"enum".fields) |field| {
         _ = resolve(@enumFromInt(field.value));
     }
@@ -241,6 +249,7 @@ fn readLink(comptime call: Call, args: std.meta.ArgsTuple(Signature(call))) isiz
     const index = comptime pathIndex(call);
     if (!pids.translating()) return forward(call, args);
     const link = selfLink(args[index]);
+    if (link == .exe) return copyLink(exe_path[0..exe_path_size], args[index + 1], args[index + 2]);
     if (link == .other) return forward(call, args);
     // A size larger than the buffer: glibc's fortified readlink fails the program, as it asks.
     if (call == .__readlink_chk and args[index + 2] > args[index + 3]) {
@@ -256,18 +265,24 @@ fn readLink(comptime call: Call, args: std.meta.ArgsTuple(Signature(call))) isiz
     var text_buffer: [64]u8 = undefined;
     const real_text = real[0..@intCast(size)];
     const text = virtualLink(link, real_text, &text_buffer) orelse real_text;
-    const count = @min(text.len, args[index + 2]);
-    if (count > 0) @memcpy(args[index + 1].?[0..count], text[0..count]);
+    return copyLink(text, args[index + 1], args[index + 2]);
+}
+
+/// What readlink answers: the link cut to the program's buffer, no terminating zero.
+fn copyLink(text: []const u8, buffer: ?[*]u8, size: usize) isize {
+    const count = @min(text.len, size);
+    if (count > 0) @memcpy(buffer.?[0..count], text[0..count]);
     return @intCast(count);
 }
 
-const Link = enum { self, thread_self, other };
+const Link = enum { self, thread_self, exe, other };
 
 fn selfLink(path: Path) Link {
     const name = path orelse return .other;
     // The terminating zero is compared too: the path must be exactly one of these.
     if (startsAt(name, 0, "/proc/self\x00")) return .self;
     if (startsAt(name, 0, "/proc/thread-self\x00")) return .thread_self;
+    if (exe_path_size > 0 and startsAt(name, 0, "/proc/self/exe\x00")) return .exe;
     return .other;
 }
 

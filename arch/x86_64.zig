@@ -173,6 +173,9 @@ pub const SyscallSite = struct {
     instruction_pointer: usize,
 };
 
+/// How many leading `SyscallSite.args` the result overwrote: none, rax is no argument.
+pub const syscall_args_clobbered_count = 0;
+
 /// Indices into the kernel's `struct sigcontext` general registers (uc_mcontext).
 const register = struct {
     const r8 = 0;

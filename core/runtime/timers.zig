@@ -41,6 +41,7 @@ const image = @import("format").image;
 const kinds = @import("kinds.zig");
 const proc = @import("proc.zig");
 const threads = @import("threads.zig");
+const emulator = @import("emulator.zig");
 
 pub const kind: kinds.Kind = .{
     .tag = .timer,
@@ -102,6 +103,10 @@ fn savePosix() kinds.SaveError!void {
         error.OpenFailed => return,
         error.ReadFailed => return error.Unreadable,
     };
+    // qemu-user makes a host timer for each of the program's and gives the program an id
+    // of its own table (0x0caf0000 | slot): the file lists the host's timers, whose ids and
+    // signal numbers the program cannot use, and nothing links them to the program's.
+    if (text.len > 0 and emulator.active()) return error.HiddenByEmulator;
     var lines = std.mem.tokenizeScalar(u8, text, '\n');
     const posix = @intFromEnum(image.TimerKind.posix);
     var timer: image.Timer = .{ .kind = posix, .interval_ns = 0, .remaining_ns = 0 };

@@ -55,6 +55,14 @@ function rounds(running: Running): Round[] {
   });
 }
 
+/// "round R alarms A usr1 U" lines of test/programs/threaded_handlers.c.
+function handlerRounds(running: Running): { round: number; alarms: number; usr1: number }[] {
+  return running.lines().filter((line) => line.startsWith("round ")).map((line) => {
+    const [, round, , alarms, , usr1] = line.split(" ");
+    return { round: Number(round), alarms: Number(alarms), usr1: Number(usr1) };
+  });
+}
+
 /// "round R usr2 N" lines of test/programs/uses_sigusr2.c.
 function usr2Rounds(running: Running): { round: number; usr2: number }[] {
   return running.lines().filter((line) => line.startsWith("round ")).map((line) => {
@@ -102,30 +110,40 @@ function useSandbox(arch: Arch): void {
 export function signalsSuite(arch: Arch): void {
   /// Per test: two cycles, each stretched under emulation.
   const timeoutMs = 120000 * (emulated(arch) ? 6 : 1);
+  /// qemu-user keeps POSIX timers in a table of its own: the program gets ids 0x0caf0000 |
+  /// slot, while /proc/self/timers lists the host timers behind them (host ids and signal
+  /// numbers, nothing linking them to the program's). The runtime cannot list them and
+  /// fails such a checkpoint, saying so; the tests of programs with POSIX timers are skipped
+  /// there, and the last test checks that failure instead (docs/architectures.md).
+  const withPosixTimers = test.skipIf(emulated(arch));
 
   describe(`signals and timers across checkpoint and restart (${arch})`, () => {
     useSandbox(arch);
 
-    test("an itimer, a POSIX timer, an alternate-stack handler and a blocked SIGTERM", async () => {
-      const c = await computation();
-      let running = launch(c, [program("signals_timers", arch), "50"]);
-      for (let round = 0; round < 2; round++) {
-        await waitFor(() => rounds(running).length >= 4, "signals_timers to make progress");
-        const before = rounds(running).at(-1)!;
-        running = await cycle(c, running, "signals_timers", "ignore");
-        await waitFor(() => rounds(running).length >= 6, "signals_timers to run again");
-        const after = rounds(running);
-        expect(running.stdout).not.toContain("BAD");
-        // Counts continue from where they were, and the timers still tick.
-        expect(after[0]!.round).toBeGreaterThan(before.round);
-        expect(after[0]!.alarms).toBeGreaterThanOrEqual(before.alarms);
-        expect(after[0]!.rt).toBeGreaterThanOrEqual(before.rt);
-        expect(after[0]!.usr1).toBeGreaterThanOrEqual(before.usr1);
-        expect(after.at(-1)!.alarms).toBeGreaterThan(after[0]!.alarms);
-        expect(after.at(-1)!.rt).toBeGreaterThan(after[0]!.rt);
-        expect(after.at(-1)!.usr1 - after[0]!.usr1).toBe(after.at(-1)!.round - after[0]!.round);
-      }
-    }, timeoutMs);
+    withPosixTimers(
+      "an itimer, a POSIX timer, an alternate-stack handler and a blocked SIGTERM",
+      async () => {
+        const c = await computation();
+        let running = launch(c, [program("signals_timers", arch), "50"]);
+        for (let round = 0; round < 2; round++) {
+          await waitFor(() => rounds(running).length >= 4, "signals_timers to make progress");
+          const before = rounds(running).at(-1)!;
+          running = await cycle(c, running, "signals_timers", "ignore");
+          await waitFor(() => rounds(running).length >= 6, "signals_timers to run again");
+          const after = rounds(running);
+          expect(running.stdout).not.toContain("BAD");
+          // Counts continue from where they were, and the timers still tick.
+          expect(after[0]!.round).toBeGreaterThan(before.round);
+          expect(after[0]!.alarms).toBeGreaterThanOrEqual(before.alarms);
+          expect(after[0]!.rt).toBeGreaterThanOrEqual(before.rt);
+          expect(after[0]!.usr1).toBeGreaterThanOrEqual(before.usr1);
+          expect(after.at(-1)!.alarms).toBeGreaterThan(after[0]!.alarms);
+          expect(after.at(-1)!.rt).toBeGreaterThan(after[0]!.rt);
+          expect(after.at(-1)!.usr1 - after[0]!.usr1).toBe(after.at(-1)!.round - after[0]!.round);
+        }
+      },
+      timeoutMs,
+    );
 
     test("signals pending at the checkpoint arrive after restart, each exactly once", async () => {
       const c = await computation();
@@ -146,7 +164,7 @@ export function signalsSuite(arch: Arch): void {
       expect(running.lines().at(-1)).toBe("got usr1=1 hup=1 rt1=1,2,3 rt3=7 on_thread=1");
     }, timeoutMs);
 
-    test("the image lists pending signals and armed timers", async () => {
+    withPosixTimers("the image lists pending signals and armed timers", async () => {
       const c = await computation();
       const running = launch(c, [program("signals_timers", arch), "50"], "ignore");
       await waitFor(() => rounds(running).length >= 2);
@@ -159,6 +177,27 @@ export function signalsSuite(arch: Arch): void {
       expect(inspect.stdout).toMatch(
         / {2}posix +id 0 clock 1 signal 34 next in \d+ ns, every 30000000 ns/,
       );
+    }, timeoutMs);
+  });
+
+  describe(`signal handlers of a multi-threaded program (${arch})`, () => {
+    useSandbox(arch);
+
+    test("run and return after each restart, and report the flags they were set with", async () => {
+      const c = await computation();
+      let running = launch(c, [program("threaded_handlers", arch), "30"]);
+      for (let round = 0; round < 2; round++) {
+        await waitFor(() => handlerRounds(running).length >= 3, "threaded_handlers to make progress");
+        const before = handlerRounds(running).at(-1)!;
+        running = await cycle(c, running, "threaded_handlers", "ignore");
+        await waitFor(() => handlerRounds(running).length >= 4, "threaded_handlers to run again");
+        const after = handlerRounds(running);
+        expect(running.stdout).not.toContain("BAD");
+        expect(running.stderr).toBe("");
+        expect(after[0]!.round).toBeGreaterThan(before.round);
+        expect(after.at(-1)!.alarms).toBeGreaterThan(after[0]!.alarms);
+        expect(after.at(-1)!.usr1 - after[0]!.usr1).toBe(after.at(-1)!.round - after[0]!.round);
+      }
     }, timeoutMs);
   });
 
@@ -216,7 +255,7 @@ export function signalsSuite(arch: Arch): void {
   describe(`timers on CPU-time clocks, overruns and SIGEV_THREAD (${arch})`, () => {
     useSandbox(arch);
 
-    test(
+    withPosixTimers(
       "virtual and profiling itimers, a CPU-time timer and overrun counts carry on",
       async () => {
         const c = await computation();
@@ -259,5 +298,22 @@ export function signalsSuite(arch: Arch): void {
       await waitFor(() => cpuRounds(running).at(-1)!.thread > seen, "the program to go on");
       expect(running.stdout).not.toContain("BAD");
     }, timeoutMs);
+
+    test.if(emulated(arch))(
+      "under qemu-user a POSIX timer fails the checkpoint, saying why",
+      async () => {
+        const c = await computation();
+        const running = launch(c, [program("signals_timers", arch), "50"]);
+        await waitFor(() => rounds(running).length >= 2, "signals_timers to start");
+        await waitFor(() => sandbox.status(Number(c.port)).running, "the computation");
+        const result = sandbox.run(["command", "-p", c.port, "--bcheckpoint"]);
+        expect(result.code).not.toBe(0);
+        expect(result.stdout + result.stderr).toContain("saving timer: HiddenByEmulator");
+        const seen = rounds(running).length;
+        await waitFor(() => rounds(running).length > seen, "the program to go on");
+        expect(running.stdout).not.toContain("BAD");
+      },
+      timeoutMs,
+    );
   });
 }

@@ -114,35 +114,42 @@ export function threadsSuite(arch: Arch): void {
       }
     }, timeoutMs);
 
-    test("threads blocked in system calls see no EINTR and no early wake-up", async () => {
-      const c = await computation();
-      const woke = (r: Running, from: number, calls: string[]) =>
-        calls.every((call) => r.lines().slice(from).includes(`woke ${call}`));
-      const sleeps = ["nanosleep", "nanosleep-remaining", "clock_nanosleep", "sigwaitinfo"];
-      const all = [...sleeps, "poll", "epoll_wait", "select", "accept"];
-      // Checkpoints that continue: every waiter is interrupted in its call and goes on.
-      const first = launch(c, [program("blocking_calls", arch), "50"]);
-      await waitFor(() => first.lines().length >= 3, "blocking_calls to start");
-      for (let extra = 0; extra < 3; extra++) {
-        await waitFor(() => sandbox.status(Number(c.port)).running, "the resume");
-        blockingCheckpoint(c);
-      }
-      const from = first.lines().length;
-      await waitFor(() => woke(first, from, all), "every waiter to wake", 20000);
-      expect(first.stdout).not.toContain("BAD");
-      first.child.kill("SIGKILL");
-      await first.exited();
-      await waitFor(() => sandbox.status(Number(c.port)).peers === 0, "the worker to leave");
-      rmSync(findImage(c.ckptDir, "blocking_calls")!);
-      // Restarts: the sleepers and the signal waiter go on in the restarted process.
-      let running = launch(c, [program("blocking_calls", arch), "50", "sleeps"]);
-      for (let round = 0; round < 2; round++) {
-        await waitFor(() => running.lines().length >= 3, "blocking_calls to run");
-        running = await cycle(c, running, "blocking_calls", "ignore");
-        await waitFor(() => woke(running, 0, sleeps), "the waiters after restart", 20000);
-        expect(running.stdout).not.toContain("BAD");
-      }
-    }, timeoutMs);
+    // Under qemu-user /proc/<tid>/syscall describes qemu's own call on the host, and on ARM
+    // the frame has the result where the first argument was: the interrupted call cannot be
+    // entered again, and the program sees EINTR (docs/architectures.md). Skipped there.
+    test.skipIf(emulated(arch))(
+      "threads blocked in system calls see no EINTR and no early wake-up",
+      async () => {
+        const c = await computation();
+        const woke = (r: Running, from: number, calls: string[]) =>
+          calls.every((call) => r.lines().slice(from).includes(`woke ${call}`));
+        const sleeps = ["nanosleep", "nanosleep-remaining", "clock_nanosleep", "sigwaitinfo"];
+        const all = [...sleeps, "poll", "epoll_wait", "select", "accept"];
+        // Checkpoints that continue: every waiter is interrupted in its call and goes on.
+        const first = launch(c, [program("blocking_calls", arch), "50"]);
+        await waitFor(() => first.lines().length >= 3, "blocking_calls to start");
+        for (let extra = 0; extra < 3; extra++) {
+          await waitFor(() => sandbox.status(Number(c.port)).running, "the resume");
+          blockingCheckpoint(c);
+        }
+        const from = first.lines().length;
+        await waitFor(() => woke(first, from, all), "every waiter to wake", 20000);
+        expect(first.stdout).not.toContain("BAD");
+        first.child.kill("SIGKILL");
+        await first.exited();
+        await waitFor(() => sandbox.status(Number(c.port)).peers === 0, "the worker to leave");
+        rmSync(findImage(c.ckptDir, "blocking_calls")!);
+        // Restarts: the sleepers and the signal waiter go on in the restarted process.
+        let running = launch(c, [program("blocking_calls", arch), "50", "sleeps"]);
+        for (let round = 0; round < 2; round++) {
+          await waitFor(() => running.lines().length >= 3, "blocking_calls to run");
+          running = await cycle(c, running, "blocking_calls", "ignore");
+          await waitFor(() => woke(running, 0, sleeps), "the waiters after restart", 20000);
+          expect(running.stdout).not.toContain("BAD");
+        }
+      },
+      timeoutMs,
+    );
 
     test("threads created and joined in a loop survive checkpoints taken meanwhile", async () => {
       const c = await computation();

@@ -22,7 +22,11 @@
 //! checkpoint is taken with its si_overrun (pending_signals.zig), which comes back with it;
 //! expirations while the program was not running are not counted (its timers were stopped);
 //! timer_getoverrun() answers for the re-created timer, 0 until its own next signal.
-//! (test/programs/cpu_timers.c, test/integration/signals.test.ts)
+//! (test/programs/cpu_timers.c, test/integration/signals-suite.ts)
+//!
+//! Under qemu-user POSIX timers cannot be saved: qemu gives the program ids of a table of its
+//! own (0x0caf0000 | slot) and this file lists the host timers behind them, so a checkpoint of
+//! a program that has one fails with HiddenByEmulator (docs/architectures.md).
 //!
 //! SIGEV_THREAD timers do not survive, and say so: glibc makes the kernel timer
 //! SIGEV_THREAD_ID to a helper thread waiting for its signal 32, and starts that helper (and

@@ -157,6 +157,91 @@ fn jumpNaked() callconv(.naked) noreturn {
     );
 }
 
+/// The kernel checks this word before an rseq abort handler: glibc's RSEQ_SIG for aarch64,
+/// `brk #0x45e0` (sysdeps/unix/sysv/linux/aarch64/bits/rseq.h, little-endian data).
+pub const rseq_signature: u32 = 0xd428bc00;
+
+/// A system call as a signal frame shows it: the registers it was made with and what it
+/// returned so far. Only the argument registers and the result are read from the frame.
+pub const SyscallSite = struct {
+    args: [6]usize,
+    result: usize,
+    stack_pointer: usize,
+    instruction_pointer: usize,
+};
+
+/// How many leading `SyscallSite.args` the result overwrote: x0 is the first argument and
+/// the result, and the frame has no copy of the first (the kernel's orig_x0); the caller
+/// takes it from /proc/<tid>/syscall, which shows orig_x0.
+pub const syscall_args_clobbered_count = 1;
+
+/// uc_flags, uc_link, uc_stack (24 bytes) and the 1024-bit uc_sigmask precede uc_mcontext
+/// in the kernel's `struct ucontext`, which is 16-byte aligned: 40 + 128, rounded up.
+const mcontext_offset = 176;
+/// In `struct sigcontext`: fault_address, then x0-x30, sp, pc, pstate (8 bytes each).
+const regs_offset = 8;
+const sp_index = 31;
+const pc_index = 32;
+/// The system call number travels in x8.
+const number_index = 8;
+/// `svc #0` is four bytes: the interrupted call restarts four bytes back.
+const syscall_instruction_size = 4;
+
+comptime {
+    // Checked against the standard library's view when this is the compiled architecture.
+    if (@import("builtin").cpu.arch == .aarch64) {
+        assert(mcontext_offset == @offsetOf(linux.ucontext_t, "mcontext"));
+        assert(regs_offset == @offsetOf(linux.mcontext_t, "regs"));
+        assert(regs_offset + pc_index * 8 == @offsetOf(linux.mcontext_t, "pc"));
+        assert(regs_offset + sp_index * 8 == @offsetOf(linux.mcontext_t, "sp"));
+    }
+}
+
+/// x0-x30, sp and pc of the frame.
+fn registers(ucontext: *anyopaque) *[33]u64 {
+    return @ptrFromInt(@intFromPtr(ucontext) + mcontext_offset + regs_offset);
+}
+
+/// Where and how the thread that took the signal was interrupted.
+pub fn syscallSite(ucontext: *anyopaque) SyscallSite {
+    const r = registers(ucontext);
+    return .{
+        .args = r[0..6].*,
+        .result = r[0],
+        .stack_pointer = r[sp_index],
+        .instruction_pointer = r[pc_index],
+    };
+}
+
+/// Makes sigreturn enter system call `number` again with `args`, as the kernel itself does
+/// for a call interrupted with ERESTARTSYS under SA_RESTART: x0 back to the first argument,
+/// the number in x8, pc back onto the `svc`.
+pub fn restartSyscall(ucontext: *anyopaque, number: usize, args: [6]usize) void {
+    const r = registers(ucontext);
+    assert(r[pc_index] > syscall_instruction_size);
+    assert(r[pc_index] % 4 == 0);
+    r[0..6].* = args;
+    r[number_index] = number;
+    r[pc_index] -= syscall_instruction_size;
+}
+
+/// True when the kernel has already rewound the frame to enter call `number` again (a call
+/// interrupted with ERESTARTSYS under SA_RESTART): pc back on the `svc` that `after_call`
+/// follows (x8 still holds the number; x0 the first argument again).
+pub fn rewoundSyscall(ucontext: *anyopaque, number: usize, after_call: usize) bool {
+    const r = registers(ucontext);
+    return r[number_index] == number and r[pc_index] + syscall_instruction_size == after_call;
+}
+
+/// Makes sigreturn go on after a system call, at `instruction_pointer` (the address right
+/// after the `svc`), as if the call had returned `result`.
+pub fn completeSyscall(ucontext: *anyopaque, instruction_pointer: usize, result: usize) void {
+    const r = registers(ucontext);
+    assert(instruction_pointer > syscall_instruction_size);
+    r[pc_index] = instruction_pointer;
+    r[0] = result;
+}
+
 /// Code written as data (mtcp_restart's moved copy, restored program text) must be cleaned
 /// from the data cache to the point of unification and invalidated from the instruction
 /// cache before it runs: line by line, with the line sizes CTR_EL0 gives.
@@ -212,4 +297,19 @@ pub fn writeJump(at: usize, target: usize) void {
     std.mem.writeInt(u32, code[0..4], 0x58000050, .little); // ldr x16, #8
     std.mem.writeInt(u32, code[4..8], 0xd61f0200, .little); // br x16
     std.mem.writeInt(u64, code[8..16], target, .little);
+}
+
+test "aarch64: a call is entered again at its svc with x0 and x8 set back" {
+    if (comptime @import("builtin").cpu.arch != .aarch64) return error.SkipZigTest;
+    var frame = std.mem.zeroes(linux.ucontext_t);
+    const args = [6]usize{ 10, 11, 12, 13, 14, 15 };
+    frame.mcontext.regs[0] = @bitCast(@as(isize, -4));
+    frame.mcontext.pc = 0x1004;
+    frame.mcontext.sp = 0x8000;
+    try std.testing.expectEqual(frame.mcontext.regs[0], syscallSite(&frame).result);
+    restartSyscall(&frame, 115, args);
+    try std.testing.expectEqual(@as(usize, 0x1000), frame.mcontext.pc);
+    try std.testing.expectEqual(@as(usize, 115), frame.mcontext.regs[8]);
+    try std.testing.expectEqualSlices(usize, &args, &syscallSite(&frame).args);
+    try std.testing.expectEqual(@as(usize, 0x8000), syscallSite(&frame).stack_pointer);
 }

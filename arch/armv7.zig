@@ -144,6 +144,97 @@ fn jumpNaked() callconv(.naked) noreturn {
     );
 }
 
+/// The kernel checks this word before an rseq abort handler: glibc's RSEQ_SIG for
+/// little-endian arm, `udf #24035` in A32 (sysdeps/unix/sysv/linux/arm/bits/rseq.h).
+pub const rseq_signature: u32 = 0xe7f5def3;
+
+/// A system call as a signal frame shows it: the registers it was made with and what it
+/// returned so far. Only the argument registers and the result are read from the frame.
+pub const SyscallSite = struct {
+    args: [6]usize,
+    result: usize,
+    stack_pointer: usize,
+    instruction_pointer: usize,
+};
+
+/// How many leading `SyscallSite.args` the result overwrote: r0 is the first argument and
+/// the result, and the frame has no copy of the first (the kernel's ORIG_r0); the caller
+/// takes it from /proc/<tid>/syscall, which shows ORIG_r0.
+pub const syscall_args_clobbered_count = 1;
+
+/// Indices into the kernel's `struct sigcontext` (uc_mcontext), 32-bit words: trap_no,
+/// error_code and oldmask come first, then r0-r10, fp, ip, sp, lr, pc, cpsr.
+const register = struct {
+    const r0 = 3;
+    const r7 = 10;
+    const sp = 16;
+    const pc = 18;
+    const cpsr = 19;
+};
+/// uc_flags, uc_link and uc_stack (12 bytes) precede uc_mcontext in `struct ucontext`.
+const mcontext_offset = 20;
+/// CPSR's T bit: the thread ran Thumb code, whose `svc #0` is two bytes, not four.
+const cpsr_thumb: u32 = 1 << 5;
+
+comptime {
+    // Checked against the standard library's view when this is the compiled architecture.
+    if (@import("builtin").cpu.arch == .arm) {
+        assert(mcontext_offset == @offsetOf(linux.ucontext_t, "mcontext"));
+        assert(register.r0 * 4 == @offsetOf(linux.mcontext_t, "arm_r0"));
+        assert(register.r7 * 4 == @offsetOf(linux.mcontext_t, "arm_r7"));
+        assert(register.sp * 4 == @offsetOf(linux.mcontext_t, "arm_sp"));
+        assert(register.pc * 4 == @offsetOf(linux.mcontext_t, "arm_pc"));
+        assert(register.cpsr * 4 == @offsetOf(linux.mcontext_t, "arm_cpsr"));
+    }
+}
+
+fn registers(ucontext: *anyopaque) *[21]u32 {
+    return @ptrFromInt(@intFromPtr(ucontext) + mcontext_offset);
+}
+
+/// Where and how the thread that took the signal was interrupted.
+pub fn syscallSite(ucontext: *anyopaque) SyscallSite {
+    const r = registers(ucontext);
+    return .{
+        .args = r[register.r0..][0..6].*,
+        .result = r[register.r0],
+        .stack_pointer = r[register.sp],
+        .instruction_pointer = r[register.pc],
+    };
+}
+
+/// Makes sigreturn enter system call `number` again with `args`, as the kernel itself does
+/// for a call interrupted with ERESTARTSYS under SA_RESTART: r0 back to the first argument,
+/// the number in r7 (EABI), pc back onto the `svc`, which is 2 bytes in Thumb state.
+pub fn restartSyscall(ucontext: *anyopaque, number: usize, args: [6]usize) void {
+    const r = registers(ucontext);
+    const thumb = r[register.cpsr] & cpsr_thumb != 0;
+    const syscall_instruction_size: u32 = if (thumb) 2 else 4;
+    assert(r[register.pc] > syscall_instruction_size);
+    assert(r[register.pc] % syscall_instruction_size == 0);
+    r[register.r0..][0..6].* = args;
+    r[register.r7] = number;
+    r[register.pc] -= syscall_instruction_size;
+}
+
+/// True when the kernel has already rewound the frame to enter call `number` again (a call
+/// interrupted with ERESTARTSYS under SA_RESTART): pc back on the `svc` (2 bytes in Thumb
+/// state) that `after_call` follows, r7 still holding the number.
+pub fn rewoundSyscall(ucontext: *anyopaque, number: usize, after_call: usize) bool {
+    const r = registers(ucontext);
+    const size: u32 = if (r[register.cpsr] & cpsr_thumb != 0) 2 else 4;
+    return r[register.r7] == number and r[register.pc] + size == after_call;
+}
+
+/// Makes sigreturn go on after a system call, at `instruction_pointer` (the address right
+/// after the `svc`), as if the call had returned `result`.
+pub fn completeSyscall(ucontext: *anyopaque, instruction_pointer: usize, result: usize) void {
+    const r = registers(ucontext);
+    assert(instruction_pointer > 4);
+    r[register.pc] = @intCast(instruction_pointer);
+    r[register.r0] = @truncate(result);
+}
+
 /// Code written as data must reach the instruction cache before it runs: the kernel's
 /// cacheflush call (ARM-private system call) cleans and invalidates the range.
 pub fn flushInstructionCache(start: usize, size: usize) void {
@@ -189,4 +280,22 @@ pub fn writeJump(at: usize, target: usize) void {
     std.mem.writeInt(u16, code[0..2], 0xf8df, .little);
     std.mem.writeInt(u16, code[2..4], 0xf000, .little);
     std.mem.writeInt(u32, code[4..8], @intCast(target), .little);
+}
+
+test "armv7: a call is entered again 4 bytes back in ARM state, 2 in Thumb state" {
+    if (comptime @import("builtin").cpu.arch != .arm) return error.SkipZigTest;
+    var frame = std.mem.zeroes(linux.ucontext_t);
+    const args = [6]usize{ 10, 11, 12, 13, 14, 15 };
+    frame.mcontext.arm_r0 = @bitCast(@as(isize, -4));
+    frame.mcontext.arm_pc = 0x1004;
+    frame.mcontext.arm_sp = 0x8000;
+    restartSyscall(&frame, 162, args);
+    try std.testing.expectEqual(@as(usize, 0x1000), frame.mcontext.arm_pc);
+    try std.testing.expectEqual(@as(usize, 162), frame.mcontext.arm_r7);
+    try std.testing.expectEqualSlices(usize, &args, &syscallSite(&frame).args);
+    frame.mcontext.arm_cpsr = cpsr_thumb;
+    frame.mcontext.arm_pc = 0x1002;
+    restartSyscall(&frame, 162, args);
+    try std.testing.expectEqual(@as(usize, 0x1000), frame.mcontext.arm_pc);
+    try std.testing.expectEqual(@as(usize, 0x8000), syscallSite(&frame).stack_pointer);
 }

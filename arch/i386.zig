@@ -194,6 +194,106 @@ fn jumpNaked() callconv(.naked) noreturn {
     );
 }
 
+/// The kernel checks this word before an rseq abort handler (glibc's RSEQ_SIG for x86,
+/// sysdeps/unix/sysv/linux/x86/bits/rseq.h: the same for 32 and 64 bits).
+pub const rseq_signature: u32 = 0x53053053;
+
+/// A system call as a signal frame shows it: the registers it was made with and what it
+/// returned so far. Only the argument registers and the result are read from the frame.
+pub const SyscallSite = struct {
+    args: [6]usize,
+    result: usize,
+    stack_pointer: usize,
+    instruction_pointer: usize,
+};
+
+/// How many leading `SyscallSite.args` the result overwrote: none, eax is no argument.
+pub const syscall_args_clobbered_count = 0;
+
+/// Indices into the kernel's `struct sigcontext_32` (uc_mcontext), 32-bit words; the
+/// segment registers gs, fs, es and ds come first.
+const register = struct {
+    const edi = 4;
+    const esi = 5;
+    const ebp = 6;
+    const esp = 7;
+    const ebx = 8;
+    const edx = 9;
+    const ecx = 10;
+    const eax = 11;
+    const eip = 14;
+};
+/// uc_flags, uc_link and uc_stack (12 bytes) precede uc_mcontext in `struct ucontext`.
+const mcontext_offset = 20;
+/// `int $0x80` is two bytes (cd 80). A call made through the vDSO's `sysenter` (glibc's
+/// `__kernel_vsyscall`) shows the same: the kernel sets the frame's eip to the landing pad
+/// right after the `int $0x80` that follows `sysenter` there, precisely so that eip - 2
+/// enters the call again, and puts the sixth argument, which `sysenter` cannot carry in
+/// ebp, back into ebp (arch/x86/entry/common.c, do_fast_syscall_32).
+const syscall_instruction_size = 2;
+
+comptime {
+    // Checked against the standard library's view when this is the compiled architecture.
+    if (@import("builtin").cpu.arch == .x86) {
+        assert(mcontext_offset == @offsetOf(linux.ucontext_t, "mcontext"));
+        assert(register.eip == linux.REG.EIP);
+        assert(register.eax == linux.REG.EAX);
+        assert(register.ebx == linux.REG.EBX);
+        assert(register.esp == linux.REG.ESP);
+    }
+}
+
+fn registers(ucontext: *anyopaque) *[19]u32 {
+    return @ptrFromInt(@intFromPtr(ucontext) + mcontext_offset);
+}
+
+/// Where and how the thread that took the signal was interrupted.
+pub fn syscallSite(ucontext: *anyopaque) SyscallSite {
+    const r = registers(ucontext);
+    return .{
+        .args = .{
+            r[register.ebx], r[register.ecx], r[register.edx],
+            r[register.esi], r[register.edi], r[register.ebp],
+        },
+        .result = r[register.eax],
+        .stack_pointer = r[register.esp],
+        .instruction_pointer = r[register.eip],
+    };
+}
+
+/// Makes sigreturn enter system call `number` again with `args`, as the kernel itself does
+/// for a call interrupted with ERESTARTSYS under SA_RESTART: eax back to the number, eip
+/// back onto the `int $0x80`.
+pub fn restartSyscall(ucontext: *anyopaque, number: usize, args: [6]usize) void {
+    const r = registers(ucontext);
+    assert(r[register.eip] > syscall_instruction_size);
+    r[register.eax] = @intCast(number);
+    r[register.eip] -= syscall_instruction_size;
+    r[register.ebx] = args[0];
+    r[register.ecx] = args[1];
+    r[register.edx] = args[2];
+    r[register.esi] = args[3];
+    r[register.edi] = args[4];
+    r[register.ebp] = args[5];
+}
+
+/// True when the kernel has already rewound the frame to enter call `number` again (a call
+/// interrupted with ERESTARTSYS under SA_RESTART): eip back on the `int $0x80` that
+/// `after_call` follows, eax holding the number again.
+pub fn rewoundSyscall(ucontext: *anyopaque, number: usize, after_call: usize) bool {
+    const r = registers(ucontext);
+    return r[register.eax] == number and r[register.eip] + syscall_instruction_size == after_call;
+}
+
+/// Makes sigreturn go on after a system call, at `instruction_pointer` (the address right
+/// after the call's instruction), as if the call had returned `result`.
+pub fn completeSyscall(ucontext: *anyopaque, instruction_pointer: usize, result: usize) void {
+    const r = registers(ucontext);
+    assert(instruction_pointer > syscall_instruction_size);
+    r[register.eip] = @intCast(instruction_pointer);
+    r[register.eax] = @truncate(result);
+}
+
 /// x86 keeps instruction and data caches coherent.
 pub fn flushInstructionCache(start: usize, size: usize) void {
     _ = start;
@@ -224,4 +324,19 @@ pub fn writeJump(at: usize, target: usize) void {
     const code: *[jump_size]u8 = @ptrFromInt(at);
     code[0] = 0xe9;
     std.mem.writeInt(u32, code[1..5], @truncate(target -% (at + jump_size)), .little);
+}
+
+test "i386: a call is entered again at its int $0x80 with eax set back" {
+    if (comptime @import("builtin").cpu.arch != .x86) return error.SkipZigTest;
+    var frame = std.mem.zeroes(linux.ucontext_t);
+    const args = [6]usize{ 10, 11, 12, 13, 14, 15 };
+    frame.mcontext.gregs[linux.REG.EAX] = @bitCast(@as(isize, -4));
+    frame.mcontext.gregs[linux.REG.EIP] = 0x1002;
+    frame.mcontext.gregs[linux.REG.ESP] = 0x8000;
+    try std.testing.expectEqual(frame.mcontext.gregs[linux.REG.EAX], syscallSite(&frame).result);
+    restartSyscall(&frame, 407, args);
+    try std.testing.expectEqual(@as(usize, 0x1000), frame.mcontext.gregs[linux.REG.EIP]);
+    try std.testing.expectEqual(@as(usize, 407), frame.mcontext.gregs[linux.REG.EAX]);
+    try std.testing.expectEqual(@as(usize, 15), frame.mcontext.gregs[linux.REG.EBP]);
+    try std.testing.expectEqualSlices(usize, &args, &syscallSite(&frame).args);
 }

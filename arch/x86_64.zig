@@ -173,6 +173,9 @@ pub const SyscallSite = struct {
     instruction_pointer: usize,
 };
 
+/// How many leading `SyscallSite.args` the result overwrote: none, rax is no argument.
+pub const syscall_args_clobbered_count = 0;
+
 /// Indices into the kernel's `struct sigcontext` general registers (uc_mcontext).
 const register = struct {
     const r8 = 0;
@@ -188,7 +191,7 @@ const register = struct {
 /// uc_flags, uc_link and uc_stack precede uc_mcontext in the kernel's `struct ucontext`.
 const mcontext_offset = 40;
 /// `syscall` is two bytes (0f 05): the interrupted call restarts two bytes back.
-pub const syscall_instruction_size = 2;
+const syscall_instruction_size = 2;
 
 comptime {
     // Checked against the standard library's view when this is the compiled architecture.
@@ -229,6 +232,14 @@ pub fn restartSyscall(ucontext: *anyopaque, number: usize, args: [6]usize) void 
     r[register.r10] = args[3];
     r[register.r8] = args[4];
     r[register.r9] = args[5];
+}
+
+/// True when the kernel has already rewound the frame to enter call `number` again (a call
+/// interrupted with ERESTARTSYS under SA_RESTART): rip is back on the `syscall` that
+/// `after_call` follows, and rax holds the number again.
+pub fn rewoundSyscall(ucontext: *anyopaque, number: usize, after_call: usize) bool {
+    const r = registers(ucontext);
+    return r[register.rax] == number and r[register.rip] + syscall_instruction_size == after_call;
 }
 
 /// Makes sigreturn go on after a system call, at `instruction_pointer` (the address right

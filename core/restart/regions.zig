@@ -107,8 +107,9 @@ fn mapShared(region: image.Region, fd: i32, protection: usize) void {
 /// this system made it. A page of the system that lies where the program has other memory
 /// gives way: qemu-user puts its signal trampoline page just below mtcp_restart's stack, in
 /// the middle of where a 32-bit ARM program's libraries were. Only handlers installed without
-/// SA_RESTORER return through it (glibc sets SA_RESTORER on armv7, not on aarch64), so the
-/// user is told when the image has one.
+/// SA_RESTORER return through it: glibc sets none on aarch64, but the runtime gives each such
+/// handler a trampoline of its own (core/runtime/signals.zig), so an image holds one only if
+/// the program installed it with a raw system call, and the user is then told.
 fn onSystemPage(region: image.Region) bool {
     var index: usize = 0;
     while (index < state.kept_count) {

@@ -27,10 +27,7 @@ const arch = @import("arch").current;
 const limits = @import("limits");
 const proc = @import("proc.zig");
 const interrupted_waits = @import("interrupted_waits.zig");
-
-/// Architectures whose file cannot read or rewrite a signal frame yet leave calls alone.
-pub const supported = @hasDecl(arch, "syscallSite") and @hasDecl(arch, "restartSyscall") and
-    @hasDecl(arch, "completeSyscall");
+const emulator = @import("emulator.zig");
 
 pub const Call = struct {
     tid: i32 = 0,
@@ -54,7 +51,10 @@ pub fn reset() void {
 /// Checkpoint thread, before it signals `tid`: notes the call the thread is blocked in, if any.
 pub fn note(tid: i32) void {
     assert(tid > 0);
-    if (!supported) return;
+    // Under qemu-user the file describes qemu's own system call on the host (host numbers,
+    // arguments, stack and code), and the program's first argument, which its frame no
+    // longer holds on ARM, is nowhere the program can read: such calls see EINTR.
+    if (emulator.active()) return;
     const count = call_count.load(.acquire);
     if (count == calls.len) return;
     var path_buffer: [64]u8 = undefined;
@@ -79,7 +79,10 @@ fn parse(text: []const u8, call: *Call) bool {
     for (&values) |*value| {
         const field = fields.next() orelse return false;
         if (!std.mem.startsWith(u8, field, "0x")) return false;
-        value.* = std.fmt.parseInt(usize, field[2..], 16) catch return false;
+        // A 64-bit kernel prints a 32-bit process's registers whole; the call used their
+        // low halves (compat system calls truncate them).
+        const whole = std.fmt.parseInt(u64, field[2..], 16) catch return false;
+        value.* = @truncate(whole);
     }
     call.args = values[0..6].*;
     call.stack_pointer = values[6];
@@ -103,17 +106,18 @@ pub const Restart = struct {
 /// In the handler: the call to enter again when this thread returns, if the signal broke one.
 pub fn plan(tid: i32, ucontext: ?*anyopaque) ?Restart {
     assert(tid > 0);
-    if (!supported) return null;
     const frame = ucontext orelse return null;
     const site = arch.syscallSite(frame);
+    // Where the result register is also the first argument's (ARM), the frame no longer
+    // has that argument: only /proc/<tid>/syscall does, so it is compared from the second.
+    const kept = arch.syscall_args_clobbered_count;
     const count = call_count.load(.acquire);
     for (calls[0..count]) |*call| {
         if (call.tid != tid) continue;
         if (call.stack_pointer != site.stack_pointer) return null;
-        if (!std.mem.eql(usize, &call.args, &site.args)) return null;
+        if (!std.mem.eql(usize, call.args[kept..], site.args[kept..])) return null;
         if (call.number == @intFromEnum(linux.SYS.restart_syscall)) return null;
-        const rewound = site.result == call.number and
-            site.instruction_pointer + arch.syscall_instruction_size == call.instruction_pointer;
+        const rewound = arch.rewoundSyscall(frame, call.number, call.instruction_pointer);
         const interrupted = site.result == eintr and
             site.instruction_pointer == call.instruction_pointer;
         const wait = interrupted_waits.plan(call.number, call.args);
@@ -134,23 +138,35 @@ pub fn plan(tid: i32, ucontext: ?*anyopaque) ?Restart {
 fn continued(number: usize, args: [6]usize) [6]usize {
     var result = args;
     const timer_abstime = 1;
-    if (@hasField(linux.SYS, "nanosleep") and number == @intFromEnum(linux.SYS.nanosleep)) {
+    if (number == syscallNumber("nanosleep")) {
         if (args[1] != 0) result[0] = args[1];
-    } else if (number == @intFromEnum(linux.SYS.clock_nanosleep)) {
+    } else if (number == syscallNumber("clock_nanosleep") or
+        number == syscallNumber("clock_nanosleep_time64"))
+    {
         if (args[1] & timer_abstime == 0 and args[3] != 0) result[2] = args[3];
     }
     return result;
 }
 
+/// The call's number on this architecture, or one no call has when it lacks the call
+/// (aarch64 has no nanosleep; only 32-bit ones have the *_time64 calls glibc prefers there).
+fn syscallNumber(comptime name: []const u8) usize {
+    if (!@hasField(linux.SYS, name)) return std.math.maxInt(usize);
+    return @intFromEnum(@field(linux.SYS, name));
+}
+
 /// In the handler, right before it returns: sigreturn then enters the call again.
 pub fn apply(ucontext: ?*anyopaque, restart: Restart, restarted: bool) void {
-    if (!supported) unreachable;
     const frame = ucontext orelse unreachable;
     if (restart.wait) |wait| if (restarted) return applyWait(frame, restart, wait);
     // The kernel enters it again by itself, with the same ids, still the kernel's.
     if (restart.rewound) return;
+    const before = arch.syscallSite(frame);
     arch.restartSyscall(frame, restart.number, restart.args);
-    assert(arch.syscallSite(frame).result == restart.number);
+    const after = arch.syscallSite(frame);
+    assert(std.mem.eql(usize, &after.args, &restart.args));
+    assert(after.instruction_pointer < before.instruction_pointer);
+    assert(after.stack_pointer == before.stack_pointer);
 }
 
 /// A wait in a process just restarted: it goes in again with its child's new kernel pid, or,
@@ -164,7 +180,7 @@ fn applyWait(frame: *anyopaque, restart: Restart, wait: interrupted_waits.Wait) 
     }
     if (restart.rewound) arch.completeSyscall(frame, restart.return_address, eintr);
     arch.restartSyscall(frame, restart.number, args);
-    assert(arch.syscallSite(frame).result == restart.number);
+    assert(std.mem.eql(usize, &arch.syscallSite(frame).args, &args));
 }
 
 test "interrupted_calls: /proc/<tid>/syscall lines are parsed" {

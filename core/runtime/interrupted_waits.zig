@@ -112,7 +112,6 @@ test "interrupted_waits: a wait's id is kept virtual and made real again" {
 }
 
 test "interrupted_waits: the program's signal mask is read from the signal frame" {
-    if (!@import("interrupted_calls.zig").supported) return error.SkipZigTest;
     const State = struct {
         var seen: u64 = 0;
         fn handler(_: i32, _: *const linux.siginfo_t, ucontext: ?*anyopaque) callconv(.c) void {

@@ -12,7 +12,9 @@ const image_writer = @import("image_writer.zig");
 const spares = @import("spares.zig");
 const pids = @import("pids.zig");
 
-pub const SaveError = image_writer.Error || error{ Unreadable, TooMany };
+/// HiddenByEmulator: the kernel object exists but the emulator (qemu-user) keeps what the
+/// program sees of it to itself, so it cannot be saved.
+pub const SaveError = image_writer.Error || error{ Unreadable, TooMany, HiddenByEmulator };
 pub const RestoreError = error{ Unrestorable, BadRecord };
 
 /// Shared state a save hook reaches: the image being written.

@@ -23,7 +23,7 @@ const assert = std.debug.assert;
 const limits = @import("limits");
 const image = @import("format").image;
 const kinds = @import("kinds.zig");
-const proc = @import("proc.zig");
+const emulator = @import("emulator.zig");
 
 pub const kind: kinds.Kind = .{
     .tag = .pending_signal,
@@ -99,14 +99,10 @@ pub fn takeThread(tid: i32) void {
     }
 }
 
-/// SigPnd of /proc/thread-self/status: the calling thread's own pending signals.
+/// SigPnd of /proc/thread-self/status: the calling thread's own pending signals, in the
+/// program's numbering (an emulator shows its host's).
 fn ownPending() u64 {
-    var buffer: [2048]u8 = undefined;
-    const text = proc.readFile("/proc/thread-self/status", &buffer) catch return 0;
-    const key = "\nSigPnd:\t";
-    const start = (std.mem.indexOf(u8, text, key) orelse return 0) + key.len;
-    const end = std.mem.indexOfScalarPos(u8, text, start, '\n') orelse return 0;
-    return std.fmt.parseInt(u64, text[start..end], 16) catch 0;
+    return emulator.programMask(emulator.ownPendingKernel());
 }
 
 /// Checkpoint thread: takes the process's pending signals, then records them all.

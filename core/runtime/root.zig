@@ -29,6 +29,7 @@ fn init(argc: c_int, argv: [*]?[*:0]u8, envp: [*:null]?[*:0]u8) callconv(.c) voi
     if (arch.supported) {
         // Before the checkpoint thread exists: a checkpoint may come at once.
         threads.install(settings.checkpoint_signal);
+        @import("signals.zig").giveRestorers();
         memory.reserve();
         emulator.noteForeignThreads();
     }

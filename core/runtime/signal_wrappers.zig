@@ -101,7 +101,7 @@ fn setErrno(errno: linux.E) void {
 }
 
 export fn sigaction(signal: c_int, action: ?*const CAction, old: ?*CAction) c_int {
-    if (!isCheckpointSignal(signal)) return __sigaction(signal, action, old);
+    if (!isCheckpointSignal(signal)) return systemAction(signal, action, old);
     const previous = program_action;
     if (action) |new| {
         if (new.handler != sig_dfl) warnOnce();
@@ -110,6 +110,26 @@ export fn sigaction(signal: c_int, action: ?*const CAction, old: ?*CAction) c_in
     if (old) |out| out.* = previous;
     return 0;
 }
+
+/// glibc's `__sigaction`, then the runtime's return trampoline for a handler that has none
+/// (signals.zig, `needsRestorer`): set afterwards, since glibc's handling of SA_RESTORER
+/// differs (i386's passes the flag on with no trampoline, x86_64's and armv7's put their own
+/// in). The program does not see it: `old` comes back as it would have without it.
+fn systemAction(signal: c_int, action: ?*const CAction, old: ?*CAction) c_int {
+    const valid = signal >= 1 and signal <= signal_count;
+    const hidden = valid and signals.restorerGiven(@intCast(signal));
+    const rc = __sigaction(signal, action, old);
+    if (rc != 0) return rc;
+    assert(valid);
+    if (old) |out| if (hidden) {
+        out.flags &= ~@as(c_int, @intCast(sa_restorer));
+        out.restorer = 0;
+    };
+    if (action != null) signals.giveRestorer(@intCast(signal));
+    return 0;
+}
+
+const sa_restorer: usize = 0x04000000;
 
 /// glibc's `signal` is BSD's: SA_RESTART, the signal itself blocked while its handler runs.
 fn signalWrapper(number: c_int, handler: usize) callconv(.c) usize {

@@ -17,8 +17,8 @@ const arch = @import("arch").current;
 
 const rseq_offset = @extern(?*const isize, .{ .name = "__rseq_offset", .linkage = .weak });
 const rseq_size = @extern(?*const u32, .{ .name = "__rseq_size", .linkage = .weak });
-/// Architectures whose file does not give glibc's rseq signature yet do without rseq.
-const rseq_signature: ?u32 = if (@hasDecl(arch, "rseq_signature")) arch.rseq_signature else null;
+/// glibc registers every thread's area with its RSEQ_SIG; asking with another one fails.
+const rseq_signature: u32 = arch.rseq_signature;
 
 /// The original rseq ABI's `struct rseq` size: glibc registers at least this much.
 const rseq_size_min = 32;
@@ -61,7 +61,6 @@ pub fn capture(state: *State, thread_pointer: usize) void {
 }
 
 fn captureRseq(state: *State, thread_pointer: usize) void {
-    const signature = rseq_signature orelse return;
     const offset = (rseq_offset orelse return).*;
     const feature_size = (rseq_size orelse return).*;
     if (feature_size == 0) return; // glibc did not register (disabled, or refused).
@@ -69,7 +68,7 @@ fn captureRseq(state: *State, thread_pointer: usize) void {
     const aligned = std.mem.alignForward(u32, feature_size, rseq_size_min);
     const candidates = [2]u32{ rseq_size_min, @max(aligned, rseq_size_min) };
     for (candidates) |size| {
-        const rc = linux.syscall4(.rseq, area, size, 0, signature);
+        const rc = linux.syscall4(.rseq, area, size, 0, rseq_signature);
         switch (linux.E.init(rc)) {
             .BUSY => {
                 state.rseq_area = area;
@@ -78,7 +77,7 @@ fn captureRseq(state: *State, thread_pointer: usize) void {
             },
             // It was not registered and now is: leave the thread as it was.
             .SUCCESS => {
-                _ = linux.syscall4(.rseq, area, size, rseq_flag_unregister, signature);
+                _ = linux.syscall4(.rseq, area, size, rseq_flag_unregister, rseq_signature);
                 return;
             },
             else => {},
@@ -101,8 +100,7 @@ pub fn restore(state: *const State) void {
         _ = linux.syscall2(.set_robust_list, state.robust_list_head, state.robust_list_size);
     }
     if (state.rseq_size != 0) {
-        const signature = rseq_signature.?;
-        const rc = linux.syscall4(.rseq, state.rseq_area, state.rseq_size, 0, signature);
+        const rc = linux.syscall4(.rseq, state.rseq_area, state.rseq_size, 0, rseq_signature);
         assert(linux.E.init(rc) != .FAULT);
     }
     if (state.name[0] != 0) {

@@ -191,6 +191,13 @@ fn fill(slot: *Slot) void {
         slot.tid_cached = cached.* == slot.tid;
     };
     thread_state.capture(&slot.state, slot.thread_pointer);
+    // The kernel answers PR_GET_TID_ADDRESS only with CONFIG_CHECKPOINT_RESTORE, and qemu-user
+    // not at all. glibc points every thread's clear-child-tid at the tid it caches (clone's
+    // CHILD_CLEARTID in pthread_create, set_tid_address at start-up), so that address is the
+    // one: without it a thread that ends after a restart leaves pthread_join waiting forever.
+    if (slot.state.clear_tid_address == 0 and slot.tid_cached) {
+        slot.state.clear_tid_address = @intFromPtr(tidField(slot.thread_pointer, tid_offset.?));
+    }
     pending_signals.takeThread(slot.tid);
 }
 
@@ -220,6 +227,8 @@ var signaled_count: usize = 0;
 pub fn suspendAll() Error!u32 {
     checkpoint_tid = linux.gettid();
     if (!handlerInstalled()) return error.SignalTaken;
+    // Before any thread is signalled: /proc's signal masks are read from here on.
+    emulator.learnSignals();
     slot_count.store(0, .release);
     stopped_count.store(0, .release);
     suspending.store(true, .release);
@@ -303,18 +312,13 @@ fn blockingThread() ?i32 {
     return null;
 }
 
-/// SigBlk of /proc/self/task/<tid>/status; 0 when it cannot be read.
+/// SigBlk of /proc/self/task/<tid>/status, in the program's numbering; 0 when unreadable.
 fn blockedMask(tid: i32) u64 {
     assert(tid > 0);
     var path_buffer: [64]u8 = undefined;
     const path = std.fmt.bufPrintZ(&path_buffer, "/proc/self/task/{d}/status", .{tid}) catch
         unreachable;
-    var buffer: [4096]u8 = undefined;
-    const text = proc.readFile(path, &buffer) catch return 0;
-    const key = "\nSigBlk:\t";
-    const start = (std.mem.indexOf(u8, text, key) orelse return 0) + key.len;
-    const end = std.mem.indexOfScalarPos(u8, text, start, '\n') orelse return 0;
-    return std.fmt.parseInt(u64, text[start..end], 16) catch 0;
+    return emulator.programMask(emulator.statusMask(path, "SigBlk"));
 }
 
 /// Signalled threads that no longer exist and never took a slot.

@@ -22,7 +22,11 @@
 //! checkpoint is taken with its si_overrun (pending_signals.zig), which comes back with it;
 //! expirations while the program was not running are not counted (its timers were stopped);
 //! timer_getoverrun() answers for the re-created timer, 0 until its own next signal.
-//! (test/programs/cpu_timers.c, test/integration/signals.test.ts)
+//! (test/programs/cpu_timers.c, test/integration/signals-suite.ts)
+//!
+//! Under qemu-user POSIX timers cannot be saved: qemu gives the program ids of a table of its
+//! own (0x0caf0000 | slot) and this file lists the host timers behind them, so a checkpoint of
+//! a program that has one fails with HiddenByEmulator (docs/architectures.md).
 //!
 //! SIGEV_THREAD timers are SIGEV_THREAD_ID timers aimed at a helper thread of ours by the time
 //! the kernel has them (timer_threads.zig), and come back as those.
@@ -35,6 +39,7 @@ const kinds = @import("kinds.zig");
 const proc = @import("proc.zig");
 const threads = @import("threads.zig");
 const timer_threads = @import("timer_threads.zig");
+const emulator = @import("emulator.zig");
 
 pub const kind: kinds.Kind = .{
     .tag = .timer,
@@ -96,6 +101,10 @@ fn savePosix() kinds.SaveError!void {
         error.OpenFailed => return,
         error.ReadFailed => return error.Unreadable,
     };
+    // qemu-user makes a host timer for each of the program's and gives the program an id
+    // of its own table (0x0caf0000 | slot): the file lists the host's timers, whose ids and
+    // signal numbers the program cannot use, and nothing links them to the program's.
+    if (text.len > 0 and emulator.active()) return error.HiddenByEmulator;
     var lines = std.mem.tokenizeScalar(u8, text, '\n');
     const posix = @intFromEnum(image.TimerKind.posix);
     var timer: image.Timer = .{ .kind = posix, .interval_ns = 0, .remaining_ns = 0 };

@@ -112,16 +112,68 @@ export function runtimeLibrary(directory: string, arch: ArchName): string {
   return join(directory, arch, "libdmtcp.so");
 }
 
-/// The values the loader gives `$PLATFORM` (AT_PLATFORM, which glibc may refine) for programs
-/// of each architecture: each names one word size only, unlike `$LIB` ("lib" is 32-bit on
-/// Fedora and 64-bit on Arch). x86_64 glibc says "haswell" or "xeon_phi" on some Intel CPUs;
-/// a 32-bit ARM program sees "v7l" on an armv7 kernel and "v8l" on arm64 and under qemu.
+/// The values the loader gives `$PLATFORM` for programs of each architecture: each names one
+/// word size only, unlike `$LIB` ("lib" is 32-bit on Fedora and 64-bit on Arch). They are the
+/// kernel's AT_PLATFORM, which glibc refines on x86 only (sysdeps/x86/cpu-features.c):
+/// - x86_64: the kernel says "x86_64"; glibc says "haswell" or "xeon_phi" on some Intel CPUs.
+/// - i386: a 64-bit kernel says "i686" (COMPAT_ELF_PLATFORM), a 32-bit one its machine
+///   ("i386" to "i686"); glibc says "i686" or "i586" by the CPU's features.
+/// - aarch64: "aarch64" (glibc keeps it: aarch64/dl-procinfo.h has no platforms).
+/// - armv7: the CPU's architecture, "v7l" on an armv7 kernel ("v5l", "v6l" on older CPUs,
+///   which cannot run our armv7 code anyway), "v8l" on arm64 (COMPAT_ELF_PLATFORM) and under
+///   qemu-arm; glibc keeps it (arm/dl-procinfo.h).
+/// Big-endian kernels ("v7b", "aarch64_be") cannot run our little-endian code.
+/// A name missing here would leave programs of that word size outside the computation, so
+/// each machine's own loaders are also asked (`loaderPlatform`) when the links are made.
 export const PLATFORMS: Record<ArchName, readonly string[]> = {
   x86_64: ["x86_64", "haswell", "xeon_phi"],
   i386: ["i386", "i486", "i586", "i686"],
   aarch64: ["aarch64"],
   armv7: ["v5l", "v6l", "v7l", "v8l"],
 };
+
+/// Each architecture's glibc loader where every distribution puts it (the PT_INTERP of its
+/// programs); for ARM under qemu-user, binfmt_misc runs it.
+const LOADERS: Record<ArchName, string> = {
+  x86_64: "/lib64/ld-linux-x86-64.so.2",
+  i386: "/lib/ld-linux.so.2",
+  aarch64: "/lib/ld-linux-aarch64.so.1",
+  armv7: "/lib/ld-linux-armhf.so.3",
+};
+
+/// What this machine's loader for `arch` gives `$PLATFORM`: glibc 2.33 and later print it
+/// (`dl_platform="..."`) with --list-diagnostics. Undefined when there is no such loader or it
+/// does not say.
+export function loaderPlatform(arch: ArchName): string | undefined {
+  const loader = LOADERS[arch];
+  if (!existsSync(loader)) return undefined;
+  try {
+    const result = Bun.spawnSync([loader, "--list-diagnostics"], {
+      stdout: "pipe", stderr: "ignore", timeout: 10000,
+    });
+    return /^dl_platform="([^"\n]+)"$/m.exec(result.stdout.toString())?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/// Which library each `$PLATFORM` value links to: the table's names for every carried
+/// architecture, and the names the loaders here reported (`learnt`) unless another
+/// architecture already claims them.
+export function platformLinks(
+  carried: readonly ArchName[],
+  learnt: Partial<Record<ArchName, string>>,
+): Map<string, ArchName> {
+  const links = new Map<string, ArchName>();
+  for (const arch of carried) for (const platform of PLATFORMS[arch]) links.set(platform, arch);
+  for (const arch of carried) {
+    const platform = learnt[arch];
+    if (platform !== undefined && !links.has(platform) && !platform.includes("/")) {
+      links.set(platform, arch);
+    }
+  }
+  return links;
+}
 
 /// LD_PRELOAD's one entry for every program of a computation: the loader expands `$PLATFORM`,
 /// so a 64-bit program loads the 64-bit runtime and a 32-bit one (exec'd from inside the
@@ -135,16 +187,17 @@ export function preloadEntry(directory: string): string {
 function linkPlatforms(directory: string): void {
   const target = join(directory, "preload");
   if (existsSync(target)) return;
+  const carried = carriedArchs();
+  const learnt: Partial<Record<ArchName, string>> = {};
+  for (const arch of carried) learnt[arch] = loaderPlatform(arch);
   const temporary = `${target}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   try {
-    for (const arch of carriedArchs()) {
-      for (const platform of PLATFORMS[arch]) {
-        mkdirSync(join(temporary, platform), { recursive: true, mode: 0o755 });
-        symlinkSync(
-          join("..", "..", arch, "libdmtcp.so"),
-          join(temporary, platform, "libdmtcp.so"),
-        );
-      }
+    for (const [platform, arch] of platformLinks(carried, learnt)) {
+      mkdirSync(join(temporary, platform), { recursive: true, mode: 0o755 });
+      symlinkSync(
+        join("..", "..", arch, "libdmtcp.so"),
+        join(temporary, platform, "libdmtcp.so"),
+      );
     }
     renameSync(temporary, target);
   } catch (error) {

@@ -1,8 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { ROOT } from "./harness";
+import { loaderPlatform, PLATFORMS } from "../../src/native/cache";
+import type { ArchName } from "../../src/native/elf";
 
-const ARCHS = ["x86_64", "i386", "aarch64", "armv7"];
+const ARCHS: ArchName[] = ["x86_64", "i386", "aarch64", "armv7"];
 /// What the runtime may take from libc: nothing that allocates or does stdio.
 /// The only exports not named dmtcp_: the process-id wrappers (core/runtime/pids.zig), the
 /// /proc path wrappers (core/runtime/proc_paths.zig, which pass fopen and opendir on to glibc),
@@ -43,6 +45,14 @@ describe("the native parts", () => {
       const imported = dynamicSymbols(library, "--undefined-only");
       expect(imported.filter((name) => FORBIDDEN.test(name))).toEqual([]);
     });
+
+    // The table, not only what the links learn from the loaders when they are made: a loader
+    // here that says a name the table lacks means the table is behind glibc or the kernel.
+    test(`${arch}: this machine's loader gives $PLATFORM a name of the table`, () => {
+      const platform = loaderPlatform(arch);
+      if (platform === undefined) return; // No such loader here, or glibc before 2.33.
+      expect(PLATFORMS[arch]).toContain(platform);
+    }, 30000);
 
     test(`${arch} mtcp_restart is static and needs no libc`, () => {
       const restart = join(ROOT, "zig-out", arch, "mtcp_restart");

@@ -1,0 +1,4 @@
+// The signal suite (signals-suite.ts) for armv7 programs.
+import { signalsSuite } from "./signals-suite";
+
+signalsSuite("armv7");

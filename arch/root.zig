@@ -34,10 +34,10 @@ comptime {
         // Registers and context, TLS (and how clone takes it), stack switch, cache flush,
         // and a system call as a signal frame shows it (read, and made to enter again).
         for (.{
-            "Context",            "saveContext",   "restoreContext",        "stackPointer",
-            "instructionPointer", "threadPointer", "setThreadPointer",      "TlsStorage",
-            "cloneTls",           "jumpOnStack",   "flushInstructionCache", "writeJump",
-            "jump_size",          "SyscallSite",   "syscallSite",           "restartSyscall",
+            "Context",            "saveContext",     "restoreContext",        "stackPointer",
+            "instructionPointer", "threadPointer",   "setThreadPointer",      "TlsStorage",
+            "cloneTls",           "jumpOnStack",     "flushInstructionCache", "writeJump",
+            "jump_size",          "SyscallSite",     "syscallSite",           "restartSyscall",
             "rewoundSyscall",     "completeSyscall",
         }) |declaration| {
             if (!@hasDecl(arch, declaration)) {

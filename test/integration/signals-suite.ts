@@ -187,7 +187,8 @@ export function signalsSuite(arch: Arch): void {
       const c = await computation();
       let running = launch(c, [program("threaded_handlers", arch), "30"]);
       for (let round = 0; round < 2; round++) {
-        await waitFor(() => handlerRounds(running).length >= 3, "threaded_handlers to make progress");
+        const progress = "threaded_handlers to make progress";
+        await waitFor(() => handlerRounds(running).length >= 3, progress);
         const before = handlerRounds(running).at(-1)!;
         running = await cycle(c, running, "threaded_handlers", "ignore");
         await waitFor(() => handlerRounds(running).length >= 4, "threaded_handlers to run again");

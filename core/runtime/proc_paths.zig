@@ -56,7 +56,13 @@ const Call = enum {
     readlink,
     readlinkat,
     __readlink_chk,
+    execve,
+    execv,
+    execvp,
+    execvpe,
 };
+
+const Argv = [*:null]const ?[*:0]const u8;
 
 fn Signature(comptime call: Call) type {
     return switch (call) {
@@ -77,6 +83,8 @@ fn Signature(comptime call: Call) type {
         .readlink => fn (Path, ?[*]u8, usize) callconv(.c) isize,
         .readlinkat => fn (c_int, Path, ?[*]u8, usize) callconv(.c) isize,
         .__readlink_chk => fn (Path, ?[*]u8, usize, usize) callconv(.c) isize,
+        .execv, .execvp => fn (Path, Argv) callconv(.c) c_int,
+        .execve, .execvpe => fn (Path, Argv, Argv) callconv(.c) c_int,
     };
 }
 
@@ -103,13 +111,15 @@ var next_functions: [@typeInfo(Call).@"enum".fields.len]std.atomic.Value(?*const
 /// Library constructor: finds every next definition now, outside any signal handler.
 /// The program's executable as the kernel named it when this program started: after a
 /// restart /proc/self/exe names mtcp_restart (only a privileged process may change it), and
-/// readlink of it answers with this instead. Restored with the memory.
+/// readlink of it answers with this instead, as the other wrapped calls (execv, open, ...)
+/// use this path for it. Restored with the memory.
 var exe_path: [limits.path_size_max]u8 = undefined;
 var exe_path_size: usize = 0;
 
 pub fn resolveAll() void {
     const rc = linux.readlink("/proc/self/exe", &exe_path, exe_path.len);
     exe_path_size = if (linux.E.init(rc) == .SUCCESS and rc < exe_path.len) rc else 0;
+    exe_path[exe_path_size] = 0;
     inline for (@typeInfo(Call).@"enum".fields) |field| {
         _ = resolve(@enumFromInt(field.value));
     }
@@ -147,6 +157,11 @@ noinline fn forwardRewritten(
     const index = comptime pathIndex(call);
     var buffer: [limits.path_size_max]u8 = undefined;
     var rewritten = args;
+    // The program's executable, not mtcp_restart's, which the kernel's link names now.
+    if (exe_path_size > 0 and startsAt(args[index].?, 0, "/proc/self/exe\x00")) {
+        rewritten[index] = @ptrCast(&exe_path);
+        return @call(.auto, next(call), rewritten);
+    }
     rewritten[index] = realPath(args[index].?, &buffer) orelse return tooLong(Result(call));
     return @call(.auto, next(call), rewritten);
 }
@@ -418,6 +433,22 @@ export fn readlinkat(dir: c_int, path: Path, buffer: ?[*]u8, size: usize) isize 
 
 export fn __readlink_chk(path: Path, buffer: ?[*]u8, size: usize, buffer_size: usize) isize {
     return readLink(.__readlink_chk, .{ path, buffer, size, buffer_size });
+}
+
+export fn execve(path: Path, argv: Argv, envp: Argv) c_int {
+    return forward(.execve, .{ path, argv, envp });
+}
+
+export fn execv(path: Path, argv: Argv) c_int {
+    return forward(.execv, .{ path, argv });
+}
+
+export fn execvp(path: Path, argv: Argv) c_int {
+    return forward(.execvp, .{ path, argv });
+}
+
+export fn execvpe(path: Path, argv: Argv, envp: Argv) c_int {
+    return forward(.execvpe, .{ path, argv, envp });
 }
 
 fn expectRewritten(expected: []const u8, path: [*:0]const u8) !void {

@@ -18,7 +18,8 @@ const WRAPPERS = [
   "open", "open64", "openat", "openat64", "__open_2", "__open64_2", "__openat_2", "__openat64_2",
   "fopen", "fopen64", "opendir", "stat", "stat64", "lstat", "lstat64", "fstatat", "fstatat64",
   "__xstat", "__xstat64", "__lxstat", "__lxstat64", "__fxstatat", "__fxstatat64", "statx",
-  "access", "faccessat", "readlink", "readlinkat", "__readlink_chk", "clone",
+  "access", "faccessat", "readlink", "readlinkat", "__readlink_chk", "execve", "execv", "execvp",
+  "execvpe", "clone",
   "timer_create", "sighold", "sigrelse", "sigignore", "sigset", "sigblock", "sigsetmask",
   "siggetmask", "sigsuspend", "__sigpause", "sigpause", "__xpg_sigpause",
 ];

@@ -3,7 +3,7 @@
 // (where the runtime of the exec'd program reads the ids from the restart's pid map), and
 // readlink of /proc/self/exe must name this program, also in a process just restarted.
 // Prints "<round> ok", or "<round> BAD ..." with the ids it saw.
-// Usage: /path/to/exec_ids [interval_ms]   (with ROUND PID PPID after, when exec'd)
+// Usage: exec_ids [interval_ms]   (with ROUND PID PPID after, when exec'd)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +34,10 @@ int main(int argc, char **argv) {
   snprintf(numbers[1], sizeof numbers[1], "%ld", round + 1);
   snprintf(numbers[2], sizeof numbers[2], "%ld", pid);
   snprintf(numbers[3], sizeof numbers[3], "%ld", ppid);
-  // By its path: after a restart /proc/self/exe names mtcp_restart (docs/processes.md).
-  execl(argv[0], argv[0], numbers[0], numbers[1], numbers[2], numbers[3], (char *)NULL);
-  perror("execl");
+  // Through /proc/self/exe, which after a restart the kernel has naming mtcp_restart: the
+  // runtime's execv hands the program's own path on (docs/processes.md).
+  char *args[] = {argv[0], numbers[0], numbers[1], numbers[2], numbers[3], NULL};
+  execv("/proc/self/exe", args);
+  perror("execv");
   return 1;
 }

@@ -156,6 +156,27 @@ export class Sandbox {
     return { peers: reply.num_peers ?? -1, running: reply.running ?? false };
   }
 
+  /// Real pids of the workers of the coordinator at `port` ("name[virtual:real]@host").
+  workerPids(port: string): number[] {
+    const list = this.run(["command", "-p", port, "--list"]).stdout;
+    return [...list.matchAll(/\[\d+:(\d+)\]@/g)].map((match) => Number(match[1]));
+  }
+
+  /// SIGKILLs the workers of `port` until none is left: one may fork another meanwhile, or
+  /// die of its peers' deaths before its turn.
+  async killWorkers(port: string): Promise<void> {
+    await until(() => {
+      for (const pid of this.workerPids(port)) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // Gone already.
+        }
+      }
+      return this.status(Number(port)).peers === 0;
+    }, { what: "every worker to leave" });
+  }
+
   cleanup(): void {
     // Workers the test did not start itself (forked children) end with their computation.
     for (const port of this.ports) this.run(["command", "-p", String(port), "--quit"]);

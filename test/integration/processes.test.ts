@@ -16,12 +16,6 @@ const computation = () => sandbox.computation();
 const launch = (c: Computation, argv: string[], stdin: "pipe" | "ignore" = "ignore") =>
   sandbox.launch(c, argv, stdin);
 
-/// Real pids of the workers, from `--list` ("name[virtual:real]@host").
-function workerPids(c: Computation): number[] {
-  const list = sandbox.run(["command", "-p", c.port, "--list"]).stdout;
-  return [...list.matchAll(/\[\d+:(\d+)\]@/g)].map((match) => Number(match[1]));
-}
-
 function images(c: Computation): string[] {
   return readdirSync(c.ckptDir).filter((name) => name.endsWith(".dmtcp"))
     .map((name) => join(c.ckptDir, name));
@@ -44,14 +38,15 @@ async function cycle(c: Computation, workers: number): Promise<{ restarted: Runn
   const checkpointMs = performance.now() - start;
   expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "" });
   expect(images(c).length).toBe(workers);
-  for (const pid of workerPids(c)) process.kill(pid, "SIGKILL");
-  await until(() => sandbox.status(Number(c.port)).peers === 0, { what: "every worker to leave" });
+  await sandbox.killWorkers(c.port);
   const restartStart = performance.now();
   const restarted = sandbox.spawn([DMTCP, "restart", "-p", c.port, ...images(c)]);
   await until(() => {
     const status = sandbox.status(Number(c.port));
     return status.peers === workers && status.running;
-  }, { what: "the tree to run again", timeoutMs: 60000 });
+  }, { what: "the tree to run again", timeoutMs: 60000 }).catch((error: Error) => {
+    throw new Error(`${error.message}; the restart said: ${restarted.stderr || "nothing"}`);
+  });
   return { restarted, checkpointMs, restartMs: performance.now() - restartStart };
 }
 
@@ -220,8 +215,7 @@ describe("process trees", () => {
     await until(() => sandbox.status(Number(c.port)).peers === 2, { what: "sleep to leave" });
     const atRequest = rounds(running).at(-1)!;
     expect(sandbox.run(["command", "-p", c.port, "--bcheckpoint"]).code).toBe(0);
-    for (const pid of workerPids(c)) process.kill(pid, "SIGKILL");
-    await until(() => sandbox.status(Number(c.port)).peers === 0, { what: "the workers to leave" });
+    await sandbox.killWorkers(c.port);
     const all = images(c);
     expect(all.length).toBe(3);
     // Without the newest checkpoint's sh, nothing is guessed.
@@ -257,10 +251,7 @@ describe("process trees", () => {
     const result = sandbox.run(["command", "-p", c.port, "--bcheckpoint"]);
     expect(result.code).toBe(0);
     const atRequest = rounds(first).at(-1)!;
-    for (const pid of workerPids(c)) process.kill(pid, "SIGKILL");
-    await until(() => sandbox.status(Number(c.port)).peers === 0, {
-      what: "every worker to leave",
-    });
+    await sandbox.killWorkers(c.port);
     const restarted = sandbox.spawn(["bash", join(c.ckptDir, "dmtcp_restart_script.sh")]);
     await until(() => {
       const status = sandbox.status(Number(c.port));

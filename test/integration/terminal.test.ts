@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { FileSink } from "bun";
-import { DMTCP, program, ROOT, Sandbox, until, type Computation, type Running } from "./harness";
+import { DMTCP, program, ROOT, Sandbox, until, type Running } from "./harness";
 
 let sandbox: Sandbox;
 beforeEach(() => (sandbox = new Sandbox()));
@@ -32,11 +32,6 @@ async function answer(running: Running, line: string): Promise<string> {
   );
 }
 
-function workerPids(c: Computation): number[] {
-  const list = sandbox.run(["command", "-p", c.port, "--list"]).stdout;
-  return [...list.matchAll(/\[\d+:(\d+)\]@/g)].map((match) => Number(match[1]));
-}
-
 describe("controlling terminal", () => {
   test("the foreground group and the terminal settings come back, twice", async () => {
     const c = await sandbox.computation();
@@ -50,7 +45,7 @@ describe("controlling terminal", () => {
       await until(() => sandbox.status(Number(c.port)).peers === 2, { what: "both workers" });
       const result = sandbox.run(["command", "-p", c.port, "--bcheckpoint"]);
       expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "" });
-      for (const pid of workerPids(c)) process.kill(pid, "SIGKILL");
+      await sandbox.killWorkers(c.port);
       await running.exited();
       const images = readdirSync(c.ckptDir).filter((name) => name.endsWith(".dmtcp"))
         .map((name) => join(c.ckptDir, name));

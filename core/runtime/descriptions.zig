@@ -28,7 +28,6 @@ pub const kind: kinds.Kind = .{ .tag = .file_description, .save = save, .restore
 
 const kcmp_file = 0;
 
-var fds: [limits.fds_max]i32 = undefined;
 var others: [limits.fds_max]i32 = undefined;
 var family: [limits.family_max]i32 = undefined;
 var family_count: usize = 0;
@@ -38,15 +37,10 @@ var path_buffer: [limits.path_size_max + 1]u8 = undefined;
 var text_buffer: [4096]u8 = undefined;
 
 fn save(context: *kinds.SaveContext) kinds.SaveError!void {
-    var list_fd: i32 = -1;
-    const count = proc.listNumbers("/proc/self/fd", &fds, &list_fd) catch |err| switch (err) {
-        error.TooLarge => return error.TooMany,
-        else => return error.Unreadable,
-    };
+    const fds = try context.programFds();
     family_known = false;
     const self = linux.getpid();
-    for (fds[0..count]) |fd| {
-        if (fd == list_fd or context.isOwn(fd)) continue;
+    for (fds) |fd| {
         var stat: linux.Stat = undefined;
         if (linux.E.init(linux.fstat(fd, &stat)) != .SUCCESS) continue;
         if (!linux.S.ISREG(stat.mode)) continue;
@@ -57,8 +51,8 @@ fn save(context: *kinds.SaveContext) kinds.SaveError!void {
         if (path.len == 0 or path[0] != '/' or std.mem.endsWith(u8, path, " (deleted)")) continue;
         var owner: Holder = .{ .pid = self, .fd = fd };
         var shared = false;
-        for (fds[0..count]) |other| {
-            if (other == fd or other == list_fd or context.isOwn(other)) continue;
+        for (fds) |other| {
+            if (other == fd) continue;
             if (!same(self, fd, self, other)) continue;
             shared = true;
             owner = owner.lower(.{ .pid = self, .fd = other });

@@ -16,9 +16,6 @@ const inherited = @import("inherited.zig");
 
 pub const kind: kinds.Kind = .{ .tag = .epoll, .save = save, .restore = restore };
 
-const o_cloexec: u32 = @bitCast(linux.O{ .CLOEXEC = true });
-
-var fds: [limits.fds_max]i32 = undefined;
 var entries: [limits.epoll_entries_max]image.EpollEntry = undefined;
 var info_buffer: [limits.epoll_entries_max * 96]u8 = undefined;
 
@@ -31,16 +28,11 @@ pub fn isEpoll(fd: i32) bool {
 }
 
 fn save(context: *kinds.SaveContext) kinds.SaveError!void {
-    var list_fd: i32 = -1;
-    const count = proc.listNumbers("/proc/self/fd", &fds, &list_fd) catch |err| switch (err) {
-        error.TooLarge => return error.TooMany,
-        else => return error.Unreadable,
-    };
-    for (fds[0..count]) |fd| {
-        if (fd == list_fd or context.isOwn(fd) or !isEpoll(fd)) continue;
-        var path_buffer: [48]u8 = undefined;
-        const path = std.fmt.bufPrintZ(&path_buffer, "/proc/self/fdinfo/{d}", .{fd}) catch
-            unreachable;
+    const fds = try context.programFds();
+    for (fds) |fd| {
+        if (!isEpoll(fd)) continue;
+        var path_buffer: [40]u8 = undefined;
+        const path = proc.fdInfoPath(&path_buffer, fd);
         const text = proc.readFile(path, &info_buffer) catch |err| switch (err) {
             error.TooLarge => return error.TooMany,
             else => return error.Unreadable,
@@ -103,15 +95,10 @@ fn restore(context: *kinds.RestoreContext, record: kinds.Record) kinds.RestoreEr
     if (linux.E.init(rc) != .SUCCESS) return error.Unrestorable;
     inherited.moveAside(context.image_fd, epoll.fd);
     inherited.moveAside(context.coordinator_fd, epoll.fd);
-    const cloexec: u32 = if (epoll.fd_flags & linux.FD_CLOEXEC != 0) o_cloexec else 0;
     const created: i32 = @intCast(rc);
-    if (created != epoll.fd) {
-        const moved = linux.dup3(created, epoll.fd, cloexec);
-        _ = linux.close(created);
-        if (linux.E.init(moved) != .SUCCESS) return error.Unrestorable;
-    } else if (cloexec == 0) {
-        _ = linux.fcntl(epoll.fd, linux.F.SETFD, 0);
-    }
+    const placed = inherited.placeAt(created, epoll.fd, epoll.fd_flags);
+    if (created != epoll.fd) _ = linux.close(created);
+    if (!placed) return error.Unrestorable;
     const list = record.body[@sizeOf(image.Epoll)..];
     for (0..epoll.entry_count) |index| {
         const bytes = list[index * @sizeOf(image.EpollEntry) ..][0..@sizeOf(image.EpollEntry)];

@@ -9,7 +9,6 @@
 const std = @import("std");
 const linux = std.os.linux;
 const assert = std.debug.assert;
-const limits = @import("limits");
 const image = @import("format").image;
 const kinds = @import("kinds.zig");
 const proc = @import("proc.zig");
@@ -21,7 +20,6 @@ const efd_semaphore = 1;
 const o_settable: u32 = @bitCast(linux.O{ .NONBLOCK = true });
 const o_cloexec: u32 = @bitCast(linux.O{ .CLOEXEC = true });
 
-var fds: [limits.fds_max]i32 = undefined;
 var link_buffer: [64]u8 = undefined;
 var info_buffer: [1024]u8 = undefined;
 
@@ -38,13 +36,8 @@ pub fn classify(fd: i32) ?image.EventKind {
 }
 
 fn save(context: *kinds.SaveContext) kinds.SaveError!void {
-    var list_fd: i32 = -1;
-    const count = proc.listNumbers("/proc/self/fd", &fds, &list_fd) catch |err| switch (err) {
-        error.TooLarge => return error.TooMany,
-        else => return error.Unreadable,
-    };
-    for (fds[0..count]) |fd| {
-        if (fd == list_fd or context.isOwn(fd)) continue;
+    const fds = try context.programFds();
+    for (fds) |fd| {
         const event_kind = classify(fd) orelse continue;
         var record = describe(fd, event_kind) catch return error.Unreadable;
         try context.writer.record(.event, &.{std.mem.asBytes(&record)}, &.{}, 0, 0);
@@ -52,10 +45,8 @@ fn save(context: *kinds.SaveContext) kinds.SaveError!void {
 }
 
 fn describe(fd: i32, event_kind: image.EventKind) !image.Event {
-    var path_buffer: [48]u8 = undefined;
-    const path = std.fmt.bufPrintZ(&path_buffer, "/proc/self/fdinfo/{d}", .{fd}) catch
-        unreachable;
-    const text = try proc.readFile(path, &info_buffer);
+    var path_buffer: [40]u8 = undefined;
+    const text = try proc.readFile(proc.fdInfoPath(&path_buffer, fd), &info_buffer);
     var record = std.mem.zeroes(image.Event);
     record.fd = fd;
     record.kind = @intFromEnum(event_kind);
@@ -115,14 +106,9 @@ fn restore(context: *kinds.RestoreContext, record: kinds.Record) kinds.RestoreEr
     };
     inherited.moveAside(context.image_fd, event.fd);
     inherited.moveAside(context.coordinator_fd, event.fd);
-    const cloexec: u32 = if (event.fd_flags & linux.FD_CLOEXEC != 0) o_cloexec else 0;
-    if (created != event.fd) {
-        const rc = linux.dup3(created, event.fd, cloexec);
-        _ = linux.close(created);
-        if (linux.E.init(rc) != .SUCCESS) return error.Unrestorable;
-    } else if (cloexec == 0) {
-        _ = linux.fcntl(event.fd, linux.F.SETFD, 0);
-    }
+    const placed = inherited.placeAt(created, event.fd, event.fd_flags);
+    if (created != event.fd) _ = linux.close(created);
+    if (!placed) return error.Unrestorable;
 }
 
 fn create(event: image.Event) ?i32 {

@@ -22,20 +22,14 @@ const epoll = @import("epoll.zig");
 
 pub const kind: kinds.Kind = .{ .tag = .descriptor, .save = save, .restore = restore };
 
-var fds: [limits.fds_max]i32 = undefined;
 /// F_DUPFD_CLOEXEC (include/uapi/linux/fcntl.h), missing from std on some targets.
 const f_dupfd_cloexec = 1030;
 const o_cloexec: u32 = @bitCast(linux.O{ .CLOEXEC = true });
 var path_buffer: [limits.path_size_max + 1]u8 = undefined;
 
 fn save(context: *kinds.SaveContext) kinds.SaveError!void {
-    var list_fd: i32 = -1;
-    const count = proc.listNumbers("/proc/self/fd", &fds, &list_fd) catch |err| switch (err) {
-        error.TooLarge => return error.TooMany,
-        else => return error.Unreadable,
-    };
-    for (fds[0..count]) |fd| {
-        if (fd == list_fd or context.isOwn(fd)) continue;
+    const fds = try context.programFds();
+    for (fds) |fd| {
         try saveOne(context, fd);
     }
 }

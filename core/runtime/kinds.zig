@@ -10,6 +10,8 @@ const linux = std.os.linux;
 const image = @import("format").image;
 const image_writer = @import("image_writer.zig");
 const spares = @import("spares.zig");
+const limits = @import("limits");
+const proc = @import("proc.zig");
 const pids = @import("pids.zig");
 
 /// HiddenByEmulator: the kernel object exists but the emulator (qemu-user) keeps what the
@@ -29,13 +31,38 @@ pub const SaveContext = struct {
     stack_start: usize,
     stack_end: usize,
 
+    /// The program's descriptors, listed once per checkpoint by the first kind that asks.
+    fds: ?[]const i32 = null,
+
     /// True for a descriptor of ours: the image, the coordinator connection, the spare
     /// connections and their eventfd (spares.zig), the pid map kept for exec (pids.zig).
     pub fn isOwn(self: *const SaveContext, fd: i32) bool {
         return fd == self.image_fd or fd == self.coordinator_fd or spares.isOwn(fd) or
             pids.isOwn(fd);
     }
+
+    /// The program's open descriptors (ours left out), from /proc/self/fd: every kind that
+    /// saves descriptors walks this one list.
+    pub fn programFds(self: *SaveContext) SaveError![]const i32 {
+        if (self.fds) |listed| return listed;
+        var list_fd: i32 = -1;
+        const count = proc.listNumbers("/proc/self/fd", &fd_list, &list_fd) catch |err|
+            switch (err) {
+                error.TooLarge => return error.TooMany,
+                else => return error.Unreadable,
+            };
+        var kept: usize = 0;
+        for (fd_list[0..count]) |fd| {
+            if (fd == list_fd or self.isOwn(fd)) continue;
+            fd_list[kept] = fd;
+            kept += 1;
+        }
+        self.fds = fd_list[0..kept];
+        return self.fds.?;
+    }
 };
+
+var fd_list: [limits.fds_max]i32 = undefined;
 
 /// Shared state a restore hook reaches.
 pub const RestoreContext = struct {

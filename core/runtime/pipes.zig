@@ -41,7 +41,6 @@ const o_settable: u32 = @bitCast(linux.O{
     .DIRECT = true,
 });
 
-var fds: [limits.fds_max]i32 = undefined;
 var path_buffer: [limits.path_size_max + 1]u8 = undefined;
 
 /// Pipes restored so far in this process, for a second descriptor on a pipe that leads out.
@@ -49,11 +48,7 @@ var restored: [limits.fds_max]struct { inode: u64, fd: i32 } = undefined;
 var restored_count: usize = 0;
 
 fn save(context: *kinds.SaveContext) kinds.SaveError!void {
-    var list_fd: i32 = -1;
-    const count = proc.listNumbers("/proc/self/fd", &fds, &list_fd) catch |err| switch (err) {
-        error.TooLarge => return error.TooMany,
-        else => return error.Unreadable,
-    };
+    const fds = try context.programFds();
     // The pipe's bytes pass through here on their way to the image; unmapped before memory
     // is saved, so they are not in the image twice.
     const buffer_rc = linux.mmap(null, limits.pipe_size_max, linux.PROT.READ | linux.PROT.WRITE, .{
@@ -63,8 +58,7 @@ fn save(context: *kinds.SaveContext) kinds.SaveError!void {
     if (linux.E.init(buffer_rc) != .SUCCESS) return error.Unreadable;
     defer _ = linux.munmap(@ptrFromInt(buffer_rc), limits.pipe_size_max);
     const buffer = @as([*]u8, @ptrFromInt(buffer_rc))[0..limits.pipe_size_max];
-    for (fds[0..count]) |fd| {
-        if (fd == list_fd or context.isOwn(fd)) continue;
+    for (fds) |fd| {
         try saveOne(context, fd, buffer);
     }
 }

@@ -66,6 +66,13 @@ pub fn fdPath(buffer: *[32]u8, fd: i32) [*:0]const u8 {
     return text.ptr;
 }
 
+/// "/proc/self/fdinfo/<fd>" into `buffer`.
+pub fn fdInfoPath(buffer: *[40]u8, fd: i32) [*:0]const u8 {
+    assert(fd >= 0);
+    const text = std.fmt.bufPrintZ(buffer, "/proc/self/fdinfo/{d}", .{fd}) catch unreachable;
+    return text.ptr;
+}
+
 test "proc: lists this process's threads and reads its maps" {
     var tids: [64]i32 = undefined;
     const count = try listNumbers("/proc/self/task", &tids, null);

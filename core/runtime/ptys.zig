@@ -25,27 +25,26 @@ const inherited = @import("inherited.zig");
 
 pub const kind: kinds.Kind = .{ .tag = .pty, .save = save, .restore = restore };
 
-/// The generic tty ioctls (include/uapi/asm-generic/ioctls.h), which x86, arm and aarch64 use.
-const tcgets = 0x5401;
-const tiocgwinsz = 0x5413;
-/// TIOCGPTN: _IOR('T', 0x30, unsigned int).
-const tiocgptn = 0x80045430;
-const tcsets = 0x5402;
-const fionread = 0x541b;
+/// The generic tty ioctls (include/uapi/asm-generic/ioctls.h), which x86, arm and aarch64
+/// use; terminal.zig's too.
+pub const tty = struct {
+    pub const tcgets = 0x5401;
+    pub const tcsets = 0x5402;
+    pub const tiocgpgrp = 0x540f;
+    pub const tiocspgrp = 0x5410;
+    pub const tiocgwinsz = 0x5413;
+    pub const fionread = 0x541b;
+    /// TIOCGPTN: _IOR('T', 0x30, unsigned int).
+    pub const tiocgptn = 0x80045430;
+};
 const o_settable: u32 = @bitCast(linux.O{ .NONBLOCK = true, .ASYNC = true });
 
-var fds: [limits.fds_max]i32 = undefined;
 var path_buffer: [limits.path_size_max]u8 = undefined;
 var queue: [2 * limits.pty_queue_size_max + 8]u8 = undefined;
 
 fn save(context: *kinds.SaveContext) kinds.SaveError!void {
-    var list_fd: i32 = -1;
-    const count = proc.listNumbers("/proc/self/fd", &fds, &list_fd) catch |err| switch (err) {
-        error.TooLarge => return error.TooMany,
-        else => return error.Unreadable,
-    };
-    for (fds[0..count]) |fd| {
-        if (fd == list_fd or context.isOwn(fd)) continue;
+    const fds = try context.programFds();
+    for (fds) |fd| {
         var record = describe(fd) orelse continue;
         const waiting = if (record.role == @intFromEnum(image.PtyRole.master))
             drain(fd, &record)
@@ -73,10 +72,10 @@ fn drain(master: i32, record: *image.Pty) []const u8 {
     const output = readWaiting(master, queue[0..size]);
     const input = readWaiting(slave, queue[output.len..][0..size]);
     const quiet = image.ptyRefillTermios(record.termios);
-    _ = ioctl(slave, tcsets, @intFromPtr(&quiet));
+    _ = ioctl(slave, tty.tcsets, @intFromPtr(&quiet));
     writeAll(slave, output);
     writeAll(master, input);
-    _ = ioctl(slave, tcsets, @intFromPtr(&record.termios));
+    _ = ioctl(slave, tty.tcsets, @intFromPtr(&record.termios));
     record.output_size = @intCast(output.len);
     record.input_size = @intCast(input.len);
     return queue[0 .. output.len + input.len];
@@ -85,7 +84,8 @@ fn drain(master: i32, record: *image.Pty) []const u8 {
 /// What FIONREAD says is waiting on `fd`, read without blocking (it is there).
 fn readWaiting(fd: i32, buffer: []u8) []u8 {
     var waiting: i32 = 0;
-    if (ioctl(fd, fionread, @intFromPtr(&waiting)) != .SUCCESS or waiting <= 0) return buffer[0..0];
+    const asked = ioctl(fd, tty.fionread, @intFromPtr(&waiting));
+    if (asked != .SUCCESS or waiting <= 0) return buffer[0..0];
     const wanted = @min(@as(usize, @intCast(waiting)), buffer.len);
     var done: usize = 0;
     var reads: usize = 0;
@@ -124,9 +124,9 @@ pub fn describe(fd: i32) ?image.Pty {
     record.open_flags = @truncate(linux.fcntl(fd, linux.F.GETFL, 0));
     record.fd_flags = @truncate(linux.fcntl(fd, linux.F.GETFD, 0));
     // On a master both answer for its slave (the kernel's tty->link).
-    _ = ioctl(fd, tcgets, @intFromPtr(&record.termios));
+    _ = ioctl(fd, tty.tcgets, @intFromPtr(&record.termios));
     var size = [4]u16{ 0, 0, 0, 0 };
-    _ = ioctl(fd, tiocgwinsz, @intFromPtr(&size));
+    _ = ioctl(fd, tty.tiocgwinsz, @intFromPtr(&size));
     record.rows, record.columns, record.x_pixels, record.y_pixels = size;
     return record;
 }
@@ -136,7 +136,7 @@ fn identify(fd: i32, path: []const u8) ?struct { image.PtyRole, u32 } {
     const prefix = "/dev/pts/";
     if (std.mem.eql(u8, path, "/dev/ptmx") or std.mem.eql(u8, path, "/dev/pts/ptmx")) {
         var index: u32 = 0;
-        if (ioctl(fd, tiocgptn, @intFromPtr(&index)) != .SUCCESS) return null;
+        if (ioctl(fd, tty.tiocgptn, @intFromPtr(&index)) != .SUCCESS) return null;
         return .{ .master, index };
     }
     if (!std.mem.startsWith(u8, path, prefix)) return null;
@@ -144,7 +144,7 @@ fn identify(fd: i32, path: []const u8) ?struct { image.PtyRole, u32 } {
     return .{ .slave, index };
 }
 
-fn ioctl(fd: i32, request: u32, argument: usize) linux.E {
+pub fn ioctl(fd: i32, request: u32, argument: usize) linux.E {
     const rc = linux.syscall3(.ioctl, @as(usize, @bitCast(@as(isize, fd))), request, argument);
     return linux.E.init(rc);
 }

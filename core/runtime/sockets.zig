@@ -40,15 +40,10 @@ const msg_trunc = 0x20;
 const msg_dontwait = 0x40;
 const o_settable: u32 = @bitCast(linux.O{ .NONBLOCK = true, .ASYNC = true });
 
-var fds: [limits.fds_max]i32 = undefined;
 var name_buffer: [limits.path_size_max]u8 = undefined;
 
 fn save(context: *kinds.SaveContext) kinds.SaveError!void {
-    var list_fd: i32 = -1;
-    const count = proc.listNumbers("/proc/self/fd", &fds, &list_fd) catch |err| switch (err) {
-        error.TooLarge => return error.TooMany,
-        else => return error.Unreadable,
-    };
+    const fds = try context.programFds();
     // Queued bytes pass through here on their way to the image; unmapped before memory is
     // saved, so they are not in the image twice.
     const size = limits.socket_size_max;
@@ -61,8 +56,8 @@ fn save(context: *kinds.SaveContext) kinds.SaveError!void {
     const buffer = @as([*]u8, @ptrFromInt(rc))[0..size];
     var diag: Diag = .{};
     defer diag.close();
-    for (fds[0..count]) |fd| {
-        if (fd == list_fd or context.isOwn(fd) or fd == diag.fd) continue;
+    for (fds) |fd| {
+        if (fd == diag.fd) continue;
         var stat: linux.Stat = undefined;
         if (linux.E.init(linux.fstat(fd, &stat)) != .SUCCESS) continue;
         if (!linux.S.ISSOCK(stat.mode)) continue;

@@ -15,12 +15,8 @@ const ptys = @import("ptys.zig");
 
 pub const kind: kinds.Kind = .{ .tag = .terminal, .save = save, .restore = restore };
 
-/// The generic tty ioctls (include/uapi/asm-generic/ioctls.h), which x86, arm and aarch64 use.
-const tcgets = 0x5401;
-const tcsets = 0x5402;
-const tiocgpgrp = 0x540f;
-const tiocspgrp = 0x5410;
-const tiocgwinsz = 0x5413;
+const tty = ptys.tty;
+const ioctl = ptys.ioctl;
 
 const Winsize = extern struct { rows: u16, columns: u16, x_pixels: u16, y_pixels: u16 };
 
@@ -29,16 +25,11 @@ fn ownGroup() i32 {
     return @intCast(@as(isize, @bitCast(linux.syscall1(.getpgid, 0))));
 }
 
-fn ioctl(fd: i32, request: u32, argument: usize) linux.E {
-    const rc = linux.syscall3(.ioctl, @as(usize, @bitCast(@as(isize, fd))), request, argument);
-    return linux.E.init(rc);
-}
-
 /// The first of 0, 1 and 2 that is the caller's controlling terminal, and its foreground
 /// group (TIOCGPGRP fails with ENOTTY on any terminal that is not the caller's own).
 fn controllingTerminal(foreground_group: *i32) ?i32 {
     for ([_]i32{ 0, 1, 2 }) |fd| {
-        if (ioctl(fd, tiocgpgrp, @intFromPtr(foreground_group)) == .SUCCESS) return fd;
+        if (ioctl(fd, tty.tiocgpgrp, @intFromPtr(foreground_group)) == .SUCCESS) return fd;
     }
     return null;
 }
@@ -49,9 +40,9 @@ fn save(context: *kinds.SaveContext) kinds.SaveError!void {
     var record: image.Terminal = std.mem.zeroes(image.Terminal);
     record.fd = fd;
     record.foreground = @intFromBool(foreground_group == ownGroup());
-    if (ioctl(fd, tcgets, @intFromPtr(&record.termios)) != .SUCCESS) return;
+    if (ioctl(fd, tty.tcgets, @intFromPtr(&record.termios)) != .SUCCESS) return;
     var size: Winsize = std.mem.zeroes(Winsize);
-    _ = ioctl(fd, tiocgwinsz, @intFromPtr(&size));
+    _ = ioctl(fd, tty.tiocgwinsz, @intFromPtr(&size));
     record.rows = size.rows;
     record.columns = size.columns;
     record.x_pixels = size.x_pixels;
@@ -70,12 +61,12 @@ fn restore(context: *kinds.RestoreContext, record: kinds.Record) kinds.RestoreEr
     const saved = std.mem.bytesToValue(image.Terminal, record.body[0..@sizeOf(image.Terminal)]);
     var foreground_group: i32 = 0;
     const fd = controllingTerminal(&foreground_group) orelse return;
-    if (ioctl(fd, tcsets, @intFromPtr(&saved.termios)) != .SUCCESS) return error.Unrestorable;
+    if (ioctl(fd, tty.tcsets, @intFromPtr(&saved.termios)) != .SUCCESS) return error.Unrestorable;
     if (saved.foreground == 0) return;
     const group: i32 = ownGroup();
-    if (ioctl(fd, tiocspgrp, @intFromPtr(&group)) != .SUCCESS) return error.Unrestorable;
+    if (ioctl(fd, tty.tiocspgrp, @intFromPtr(&group)) != .SUCCESS) return error.Unrestorable;
     var size: Winsize = std.mem.zeroes(Winsize);
-    _ = ioctl(fd, tiocgwinsz, @intFromPtr(&size));
+    _ = ioctl(fd, tty.tiocgwinsz, @intFromPtr(&size));
     if (size.rows != saved.rows or size.columns != saved.columns) {
         // Delivered once the threads' masks are back.
         _ = linux.kill(linux.getpid(), linux.SIG.WINCH);
@@ -83,9 +74,9 @@ fn restore(context: *kinds.RestoreContext, record: kinds.Record) kinds.RestoreEr
 }
 
 test "terminal: the generic ioctl numbers are the standard library's" {
-    try std.testing.expectEqual(@as(u32, tcgets), linux.T.CGETS);
-    try std.testing.expectEqual(@as(u32, tcsets), linux.T.CSETS);
-    try std.testing.expectEqual(@as(u32, tiocgpgrp), linux.T.IOCGPGRP);
-    try std.testing.expectEqual(@as(u32, tiocspgrp), linux.T.IOCSPGRP);
-    try std.testing.expectEqual(@as(u32, tiocgwinsz), linux.T.IOCGWINSZ);
+    try std.testing.expectEqual(@as(u32, tty.tcgets), linux.T.CGETS);
+    try std.testing.expectEqual(@as(u32, tty.tcsets), linux.T.CSETS);
+    try std.testing.expectEqual(@as(u32, tty.tiocgpgrp), linux.T.IOCGPGRP);
+    try std.testing.expectEqual(@as(u32, tty.tiocspgrp), linux.T.IOCSPGRP);
+    try std.testing.expectEqual(@as(u32, tty.tiocgwinsz), linux.T.IOCGWINSZ);
 }
